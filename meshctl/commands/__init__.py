@@ -1,0 +1,1 @@
+"""One module per subcommand; each reads: options -> one library call -> one writer."""
