@@ -1,22 +1,22 @@
 """The `meshctl` command line: a root group whose subcommands are imported only when used.
 
 Every subcommand lives in `meshctl/commands/<name>.py` and is listed once in COMMANDS below, with
-its one-line help, so `meshctl --help` imports nothing but click and this module.
+its one-line help, so `meshctl --help` imports nothing but click and a few small modules.
 """
 
 from __future__ import annotations
 
-import importlib
 import sys
 
 import click
 
 from meshctl import __version__
+from meshctl.lazy import LazyGroup, Registry
 from meshctl.options import Globals
 
 # name -> (module, attribute, short help). The short help is here so that listing the commands
 # does not import them.
-COMMANDS: dict[str, tuple[str, str, str]] = {
+COMMANDS: Registry = {
     "render": ("meshctl.commands.render", "render", "Render OTLP telemetry config for Istio or Linkerd."),
     "lint": ("meshctl.commands.lint", "lint", "Check mesh telemetry YAML for mistakes Istio accepts silently."),
     "collect": ("meshctl.commands.collect", "collect", "Collect access logs and traces into the requests table."),
@@ -29,26 +29,7 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
 }
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a subcommand's module only when that subcommand runs."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return sorted(COMMANDS)
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
-        entry = COMMANDS.get(cmd_name)
-        if entry is None:
-            return None
-        module_name, attr, _ = entry
-        return getattr(importlib.import_module(module_name), attr)
-
-    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
-        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
-        with formatter.section("Commands"):
-            formatter.write_dl(rows)
-
-
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
+@click.group(cls=LazyGroup, lazy_commands=COMMANDS, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 110})
 @click.version_option(__version__, "--version", prog_name="meshctl")
 @click.option("--context", "kube_context", metavar="NAME", help="Kubernetes context (as kubectl --context).")
 @click.option("--kubeconfig", metavar="FILE", help="Path to a kubeconfig file (as kubectl --kubeconfig).")

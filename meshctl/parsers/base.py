@@ -1,0 +1,46 @@
+"""What every parser returns: rows (Arrow, in the requests-table schema) and rejects."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+REJECT_SAMPLE_BYTES = 512  # how much of a bad line a reject keeps
+
+
+@dataclass
+class Reject:
+    """One input record that could not be turned into a row: where it was, why, and what it looked like."""
+
+    file: str
+    line: int
+    reason: str
+    field: str | None = None
+    sample: str = ""
+
+    @classmethod
+    def of(cls, file: str, line: int, reason: str, raw: bytes | str, field: str | None = None) -> Reject:
+        if isinstance(raw, bytes):
+            raw = raw[:REJECT_SAMPLE_BYTES].decode("utf-8", "backslashreplace")
+        return cls(file=file, line=line, reason=reason, field=field, sample=raw[:REJECT_SAMPLE_BYTES])
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        what = f"{self.field}: {self.reason}" if self.field else self.reason
+        return f"{where}: {what}"
+
+
+@dataclass
+class ParseResult:
+    """A batch of parsed rows with the rejects met on the way; `lines` counts every record read."""
+
+    table: pa.Table
+    rejects: list[Reject] = field(default_factory=list)
+    lines: int = 0
+
+    @property
+    def rows(self) -> int:
+        return self.table.num_rows

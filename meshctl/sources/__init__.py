@@ -1,0 +1,1 @@
+"""Where raw telemetry comes from: files and stdin, Kubernetes pod logs, trace query APIs."""

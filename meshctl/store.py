@@ -1,0 +1,287 @@
+"""The embedded store: the requests table as a Parquet dataset directory.
+
+Layout of `--data DIR` (default ./.meshctl/data):
+
+    requests/part-<utc>-<id>.parquet   rows, in the requests-table schema plus `_key` (dedup hash)
+    rejects/rejects-<utc>-<id>.jsonl   every input record that could not be parsed (file, line, reason, sample)
+    manifest.json                      one entry per collection: sources with rows / rejected / seconds
+
+Each collection appends new part files (never rewrites old ones). Rows are deduplicated on append
+by a key over (record_kind, direction, reporter, request_id, span_id, trace_id, timestamp,
+upstream_host): the same log collected twice lands once, while the client-side and server-side
+rows of one request (same request id, different direction) both stay.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from analyzers import table as rt
+from meshctl.errors import InputError
+from meshctl.parsers.base import Reject
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pandas as pd
+    import pyarrow as pa
+
+KEY_COLUMNS = ("record_kind", "direction", "reporter_workload", "request_id", "span_id", "trace_id",
+               "timestamp", "upstream_host")
+MANIFEST = "manifest.json"
+
+
+@dataclass
+class SourceSummary:
+    """What one input (a file, a pod's container, an API query) contributed to a collection."""
+
+    source: str
+    format: str | None = None
+    rows: int = 0
+    rejected: int = 0
+    duplicates: int = 0
+    seconds: float = 0.0
+    error: str | None = None  # set when the source failed as a whole (e.g. a pod that kept failing)
+
+
+@dataclass
+class AppendResult:
+    rows: int
+    duplicates: int
+    rejected: int
+    parts: list[str] = field(default_factory=list)
+
+
+def dedup_keys(table: pa.Table) -> pa.Array:
+    """A uint64 hash per row over KEY_COLUMNS (nulls hash as a fixed value)."""
+    import pandas as pd
+    import pyarrow as pa
+
+    cols = {}
+    for name in KEY_COLUMNS:
+        col = table.column(name)
+        cols[name] = col.cast(pa.int64()) if name == "timestamp" else col
+    frame = pa.table(cols).to_pandas()
+    return pa.array(pd.util.hash_pandas_object(frame, index=False).to_numpy(), type=pa.uint64())
+
+
+class Dataset:
+    """A requests-table dataset directory."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @property
+    def requests_dir(self) -> Path:
+        return self.path / "requests"
+
+    @property
+    def rejects_dir(self) -> Path:
+        return self.path / "rejects"
+
+    def exists(self) -> bool:
+        return self.requests_dir.is_dir() and any(self.requests_dir.glob("*.parquet"))
+
+    def require(self) -> Dataset:
+        if not self.exists():
+            raise InputError(
+                "no requests table here yet",
+                file=str(self.path),
+                hint="collect first: meshctl collect logs FILE... --data DIR (or meshctl demo)",
+            )
+        return self
+
+    # ---- writing -------------------------------------------------------------------------
+    def _existing_keys(self) -> set[int]:
+        import pyarrow.parquet as pq
+
+        keys: set[int] = set()
+        for part in sorted(self.requests_dir.glob("*.parquet")):
+            keys.update(pq.read_table(part, columns=["_key"]).column("_key").to_numpy().tolist())
+        return keys
+
+    def append(
+        self,
+        tables: Iterable[pa.Table],
+        *,
+        rejects: Sequence[Reject] = (),
+        sources: Sequence[SourceSummary] = (),
+        dedup: bool = True,
+    ) -> AppendResult:
+        """Append conforming tables (streamed: one part file per table) and record the collection."""
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.compute as pc
+        import pyarrow.parquet as pq
+
+        self.requests_dir.mkdir(parents=True, exist_ok=True)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
+        collection_id = uuid.uuid4().hex[:10]
+        seen = self._existing_keys() if dedup else set()
+        result = AppendResult(rows=0, duplicates=0, rejected=len(rejects))
+        for i, tbl in enumerate(tables):
+            if tbl.num_rows == 0:
+                continue
+            tbl = rt.conform_arrow(tbl)
+            keys = dedup_keys(tbl)
+            if dedup:
+                np_keys = keys.to_numpy()
+                # First occurrence within this batch, and not stored before.
+                _, first_idx = np.unique(np_keys, return_index=True)
+                keep = np.zeros(len(np_keys), dtype=bool)
+                keep[first_idx] = True
+                if seen:
+                    keep &= ~np.isin(np_keys, np.fromiter(seen, dtype=np.uint64, count=len(seen)))
+                dropped = int((~keep).sum())
+                if dropped:
+                    mask = pa.array(keep)
+                    tbl, keys = tbl.filter(mask), pc.filter(keys, mask)
+                result.duplicates += dropped
+                seen.update(keys.to_numpy().tolist())
+            if tbl.num_rows == 0:
+                continue
+            part = self.requests_dir / f"part-{stamp}-{collection_id}-{i:05d}.parquet"
+            tmp = part.with_suffix(".tmp")
+            pq.write_table(tbl.append_column("_key", keys), tmp, compression="zstd")
+            tmp.rename(part)  # readers never see half-written parts
+            result.rows += tbl.num_rows
+            result.parts.append(part.name)
+        if rejects:
+            self.rejects_dir.mkdir(parents=True, exist_ok=True)
+            with open(self.rejects_dir / f"rejects-{stamp}-{collection_id}.jsonl", "w", encoding="utf-8") as f:
+                for r in rejects:
+                    f.write(json.dumps(asdict(r), ensure_ascii=False) + "\n")
+        self._record(collection_id, sources, result)
+        return result
+
+    def _record(self, collection_id: str, sources: Sequence[SourceSummary], result: AppendResult) -> None:
+        manifest = self.manifest()
+        manifest["collections"].append({
+            "id": collection_id,
+            "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "rows": result.rows,
+            "duplicates": result.duplicates,
+            "rejected": result.rejected,
+            "sources": [asdict(s) for s in sources],
+        })
+        self.path.mkdir(parents=True, exist_ok=True)
+        tmp = self.path / (MANIFEST + ".tmp")
+        tmp.write_text(json.dumps(manifest, indent=1))
+        tmp.rename(self.path / MANIFEST)
+
+    def manifest(self) -> dict[str, Any]:
+        try:
+            return json.loads((self.path / MANIFEST).read_text())
+        except FileNotFoundError:
+            return {"schema_version": rt.SCHEMA_VERSION, "collections": []}
+
+    # ---- reading -------------------------------------------------------------------------
+    def arrow(
+        self,
+        *,
+        columns: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pa.Table:
+        """The table (or some columns), optionally limited to [since, until), without the dedup key."""
+        import pyarrow.dataset as ds
+
+        self.require()
+        dataset = ds.dataset(str(self.requests_dir), format="parquet", schema=_stored_schema())
+        flt = None
+        ts = ds.field("timestamp")
+        if since is not None:
+            flt = ts >= _arrow_ts(since)
+        if until is not None:
+            cond = ts < _arrow_ts(until)
+            flt = cond if flt is None else flt & cond
+        cols = list(columns) if columns else rt.COLUMN_NAMES
+        unknown = set(cols) - set(rt.COLUMN_NAMES)
+        if unknown:
+            raise InputError(f"unknown requests-table columns: {sorted(unknown)}")
+        return dataset.to_table(columns=cols, filter=flt)
+
+    def read(
+        self,
+        *,
+        columns: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+    ) -> pd.DataFrame:
+        """The table as a pandas DataFrame with nullable dtypes (see analyzers.table.to_frame)."""
+        return rt.to_frame(self.arrow(columns=columns, since=since, until=until))
+
+    def read_window(
+        self, since: str | None = None, until: str | None = None, *, columns: Sequence[str] | None = None
+    ) -> pd.DataFrame:
+        """Rows in the `--since/--until` window; durations count back from the newest stored row
+        (see meshctl.timewindow)."""
+        from meshctl.timewindow import resolve_window
+
+        anchor = None
+        if since or until:
+            tr = self.time_range()
+            anchor = tr[1] if tr else None
+        start, end = resolve_window(since, until, anchor=anchor)
+        return self.read(columns=columns, since=start, until=end)
+
+    def time_range(self) -> tuple[datetime, datetime] | None:
+        import pyarrow.compute as pc
+
+        col = self.arrow(columns=["timestamp"]).column("timestamp")
+        if len(col) == 0 or col.null_count == len(col):
+            return None
+        mm = pc.min_max(col).as_py()
+        return mm["min"], mm["max"]
+
+    def iter_rejects(self) -> Iterable[dict[str, Any]]:
+        for f in sorted(self.rejects_dir.glob("*.jsonl")) if self.rejects_dir.is_dir() else []:
+            with open(f, encoding="utf-8") as fh:
+                for line in fh:
+                    yield json.loads(line)
+
+    def info(self) -> dict[str, Any]:
+        """Summary for `meshctl dataset info`: rows, rejected, sources, time range, size."""
+        import pyarrow.parquet as pq
+
+        parts = sorted(self.requests_dir.glob("*.parquet")) if self.requests_dir.is_dir() else []
+        rows = sum(pq.ParquetFile(p).metadata.num_rows for p in parts)
+        manifest = self.manifest()
+        sources: dict[str, dict[str, Any]] = {}
+        for coll in manifest["collections"]:
+            for s in coll["sources"]:
+                agg = sources.setdefault(s["source"], {"source": s["source"], "format": s.get("format"),
+                                                       "rows": 0, "rejected": 0, "duplicates": 0})
+                agg["rows"] += s.get("rows", 0)
+                agg["rejected"] += s.get("rejected", 0)
+                agg["duplicates"] += s.get("duplicates", 0)
+        tr = self.time_range() if parts else None
+        return {
+            "path": str(self.path),
+            "schema_version": rt.SCHEMA_VERSION,
+            "rows": rows,
+            "rejected": sum(c.get("rejected", 0) for c in manifest["collections"]),
+            "duplicates": sum(c.get("duplicates", 0) for c in manifest["collections"]),
+            "collections": len(manifest["collections"]),
+            "sources": list(sources.values()),
+            "time_range": [tr[0].isoformat(), tr[1].isoformat()] if tr else None,
+            "bytes": sum(p.stat().st_size for p in parts),
+        }
+
+
+def _stored_schema():
+    import pyarrow as pa
+
+    return rt.arrow_schema().append(pa.field("_key", pa.uint64()))
+
+
+def _arrow_ts(t: datetime):
+    import pyarrow as pa
+
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=timezone.utc)
+    return pa.scalar(t, type=pa.timestamp("us", tz="UTC"))
