@@ -1,0 +1,89 @@
+"""`sidecar`: an Istio Sidecar whose egress.hosts lists only what a workload (or namespace) was seen calling.
+
+egress.hosts = `<namespace>/<service FQDN>` for every in-mesh service called, `*/<host>` for
+external hosts (a ServiceEntry may live in any namespace), plus `istio-system/*` (istiod, the
+telemetry and gateway services every proxy needs). Services seen fewer than `rare_requests` times
+are kept, with a warning; so is a short capture (a nightly job's calls would be missing).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from analyzers.suggest import traffic as tf
+from analyzers.suggest.config import SuggestConfig, service_namespace
+from analyzers.suggest.messages import msg
+from analyzers.suggest.model import Evidence, Setting, Suggestion, Target
+
+if TYPE_CHECKING:  # pragma: no cover
+    pass
+
+PREFER = "client"
+ALWAYS = ("istio-system/*",)
+
+
+def egress_host(service: str, namespace: str | None, kind: str | None) -> str:
+    """The Sidecar egress host entry for a destination."""
+    if kind in ("external", "database", "messaging", "unknown") or not namespace:
+        return f"*/{service}"
+    if "." not in service:
+        service = f"{service}.{namespace}.svc.cluster.local"
+    return f"{namespace}/{service}"
+
+
+def suggest(tr: tf.Traffic, cfg: SuggestConfig) -> list[Suggestion]:
+    import numpy as np
+
+    out: list[Suggestion] = []
+    fr = tr.frame
+    src_ns = fr["source_namespace"].fillna(fr["reporter_namespace"]).to_numpy(dtype=object)
+    src_wl = fr["source_workload"].fillna(fr["reporter_workload"]).to_numpy(dtype=object)
+    known = np.array([isinstance(x, str) for x in src_ns]) & np.array([isinstance(x, str) for x in src_wl])
+    if cfg.by == "namespace":
+        keys = np.array([n if k else None for n, k in zip(src_ns, known, strict=False)], dtype=object)
+    else:
+        keys = np.array([f"{w}\x00{n}" if k else None for w, n, k in zip(src_wl, src_ns, known, strict=False)], dtype=object)
+    span_h = (tr.start.max() - tr.start.min()) / 3600 if tr.n else 0.0
+    dest_ns = fr["destination_namespace"].to_numpy(dtype=object)
+    kinds = fr["destination_kind"].to_numpy(dtype=object)
+    svc = tr.service.codes
+    for key in sorted({k for k in keys if k is not None}):
+        rows = np.flatnonzero(keys == key)
+        if cfg.by == "namespace":
+            workload, ns = None, key
+        else:
+            workload, ns = key.split("\x00")
+        if cfg.namespace and ns != cfg.namespace:
+            continue
+        app = tr.first_value("source_app", rows) or workload
+        s = Suggestion(kind="sidecar", target=Target(workload=workload, namespace=ns, app=app))
+        hosts: dict[str, dict] = {}
+        codes, counts = np.unique(svc[rows], return_counts=True)
+        for c, cnt in zip(codes, counts, strict=False):
+            r = rows[svc[rows] == c]
+            service = tr.service.labels[int(c)]
+            dns = service_namespace(service, dest_ns[r[0]] if isinstance(dest_ns[r[0]], str) else None)
+            kind = kinds[r[0]] if isinstance(kinds[r[0]], str) else None
+            entry = egress_host(service, dns, kind)
+            h = hosts.setdefault(entry, {"host": entry, "requests": 0, "last": 0.0, "service": service})
+            h["requests"] += int(cnt)
+            h["last"] = max(h["last"], float(tr.start[r].max()))
+        listed = sorted(hosts.values(), key=lambda x: (-x["requests"], x["host"]))
+        egress = [*ALWAYS, *sorted(h["host"] for h in listed if not h["host"].startswith("istio-system/"))]
+        for h in listed:
+            if h["requests"] < cfg.rare_requests:
+                s.messages.append(msg("SG010", host=h["host"], count=h["requests"],
+                                      workload=workload or f"namespace {ns}", last=tr.iso(h["last"])))
+        if span_h < 24:
+            s.messages.append(msg("SG011", span=f"{span_h:.1f} h" if span_h >= 1 else f"{span_h * 60:.0f} min"))
+        s.settings.append(Setting(
+            "egress[0].hosts", egress,
+            "every destination seen called" + (f" by {workload}" if workload else f" from namespace {ns}")
+            + ", plus istio-system/*",
+            [Evidence("calls", h["requests"], "requests", scope=h["host"], at=tr.iso(h["last"]),
+                      note="last seen") for h in listed]))
+        s.limits = egress
+        s.figures = {"requests": len(rows), "hosts": [{**h, "last": tr.iso(h["last"])} for h in listed],
+                     "hours": span_h}
+        out.append(s)
+    return out
