@@ -25,6 +25,10 @@ Request
 Source (the caller)
   source_workload, source_namespace, source_app, source_version, source_cluster   string
   source_principal          string   mTLS identity (spiffe://...)
+  source_kind               string   null for an in-mesh caller; otherwise user (a trace root: the request
+                                     came from outside the traced system) | external | messaging |
+                                     gateway | unknown (a caller not in the data); a virtual caller's
+                                     name is in source_app
   downstream_remote_address string   ip:port of the caller as the proxy saw it
 Destination (the callee)
   destination_service       string   FQDN or short service/host name (reviews.bookinfo.svc.cluster.local)
@@ -40,6 +44,8 @@ Reporter
   reporter_namespace        string
 Correlation
   trace_id, span_id, parent_span_id, request_id   string (ids lower-case hex, as written)
+  span_status               string   ok | error: OpenTelemetry span status of a trace-derived row (a failed
+                                     call with no HTTP/gRPC code, e.g. a database error); null if unset
 Provenance
   record_kind               string   access_log | span | otlp_log
   record_format             string   parser that produced the row (istio-json, envoy-text, zipkin, ...)
@@ -85,6 +91,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("source_cluster", "string"),
     ("source_principal", "string"),
     ("downstream_remote_address", "string"),
+    ("source_kind", "string"),
     ("destination_service", "string"),
     ("destination_workload", "string"),
     ("destination_namespace", "string"),
@@ -102,6 +109,7 @@ COLUMNS: list[tuple[str, str]] = [
     ("span_id", "string"),
     ("parent_span_id", "string"),
     ("request_id", "string"),
+    ("span_status", "string"),
     ("record_kind", "string"),
     ("record_format", "string"),
     ("record_source", "string"),
@@ -113,6 +121,7 @@ COLUMN_NAMES: list[str] = [name for name, _ in COLUMNS]
 STRING_COLUMNS: list[str] = [name for name, t in COLUMNS if t == "string"]
 DIRECTIONS = ("inbound", "outbound", "gateway")
 DESTINATION_KINDS = ("external", "database", "messaging", "gateway", "unknown")
+SOURCE_KINDS = ("user", "external", "messaging", "gateway", "unknown")
 RECORD_KINDS = ("access_log", "span", "otlp_log")
 
 
