@@ -108,12 +108,15 @@ class EnvoyProcess:
         name: str = "envoy",
         log_level: str = "warning",
         extra_args: list[str] | None = None,
+        env: dict[str, str] | None = None,
     ) -> None:
         self.bootstrap = bootstrap
         self.workdir = Path(workdir)
         self.name = name
         self.log_level = log_level
         self.extra_args = extra_args or []
+        # Extra environment (e.g. POD_NAME for %ENVIRONMENT(...)% log fields and environment custom tags).
+        self.env = env or {}
         self.proc: subprocess.Popen[bytes] | None = None
         self.admin_url: str | None = None
 
@@ -133,7 +136,8 @@ class EnvoyProcess:
             "--file-flush-interval-msec", "200", "--admin-address-path", str(admin_path),
             "-l", self.log_level, "--log-path", str(self.log_path), *self.extra_args,
         ]
-        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     env={**os.environ, **self.env} if self.env else None)
         with _LIVE_LOCK:
             _LIVE.add(self)
         deadline = time.monotonic() + timeout
