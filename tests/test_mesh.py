@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from meshctl.errors import InputError
+from meshctl.errors import InputError, MeshctlError
 from meshctl.mesh import Faults, Mesh, drive, load_topology
 from meshctl.mesh import bootstrap as bs
 from meshctl.mesh.app import BackendApp, Call
@@ -114,8 +114,11 @@ def test_bootstraps_pass_envoy_validate(tmp_path, envoy_bin):
                             log_paths={"json": tmp_path / "a.json.log", "text": tmp_path / "a.text.log"})
         boots[name] = apply_telemetry(boot, topo.telemetry, who, collector)
     gw = bs.gateway_bootstrap(topo.gateway, topo, eds_dir=tmp_path)
-    boots["gateway"] = apply_telemetry(gw, TelemetrySpec(), ProxyIdentity("gw", "istio-system", "gw", "gw",
-                                                                          role="gateway"), collector)
+    gw_who = ProxyIdentity("gw", "istio-system", "gw", "gw", role="gateway", log_paths={"json": tmp_path / "g.log"})
+    boots["gateway"] = apply_telemetry(gw, TelemetrySpec(), gw_who, collector)
+    # A rendered file access log with no file for it is a clear error, not a silent /dev/stdout.
+    with pytest.raises(MeshctlError, match="no file to write to"):
+        apply_telemetry(gw, TelemetrySpec(access_logs=["text"]), gw_who, collector)
     for cname in bs.service_endpoint_clusters(topo):
         bs.write_eds(tmp_path, cname, [("127.0.0.1", 1)])
     for name, boot in boots.items():
@@ -129,6 +132,16 @@ def test_bootstraps_pass_envoy_validate(tmp_path, envoy_bin):
     assert v1["outlier_detection"]["consecutive_5xx"] == 3
     assert v1["common_lb_config"]["healthy_panic_threshold"]["value"] == 0.0
     assert "PassthroughCluster" in clusters
+    # Telemetry comes from `meshctl render` (EnvoyFilters), with per-proxy settings filled in.
+    hcms = [hcm for _, hcm in bs.iter_hcms(boots["reviews"])]
+    assert len(hcms) == 2  # virtualInbound + 0.0.0.0_9080
+    for hcm in hcms:
+        paths = sorted(log["typed_config"].get("path", "otlp") for log in hcm["access_log"])
+        assert paths == sorted([str(tmp_path / "a.json.log"), str(tmp_path / "a.text.log"), "otlp"])
+        provider = hcm["tracing"]["provider"]["typed_config"]
+        assert provider["service_name"] == "reviews.default"
+        assert provider["http_service"]["http_uri"]["cluster"] == \
+            "outbound|4318||opentelemetry-collector.observability.svc.cluster.local"
 
 
 def test_destination_rule_translation_errors():
@@ -234,6 +247,7 @@ def test_mesh_logs_and_traces_join(tmp_path, envoy_bin):
         for r in inbound:
             assert out_ids[r["request_id"]] == version
     # Gateway request ids propagate all the way to ratings.
+    assert all(r["pod_name"] == f.pod for f in files for r in rows[f.pod])  # %ENVIRONMENT(POD_NAME)%
     gw_ids = {r["request_id"] for r in gw}
     assert {r["request_id"] for r in by_workload["ratings-v1"]} == gw_ids
     # Text logs carry the same requests.

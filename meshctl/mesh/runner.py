@@ -22,7 +22,7 @@ from meshctl.envoy import EnvoyProcess
 from meshctl.errors import InputError, MeshctlError
 from meshctl.mesh import bootstrap as bs
 from meshctl.mesh.app import BackendApp, Faults, make_tracer
-from meshctl.mesh.telemetry import Collector, ProxyIdentity, apply_telemetry, runtime_overrides
+from meshctl.mesh.telemetry import Collector, ProxyIdentity, apply_telemetry, proxy_env, runtime_overrides
 from meshctl.mesh.topology import PodSpec, Topology, load_topology
 from meshctl.mesh.traffic import TrafficResult, drive
 
@@ -78,6 +78,7 @@ class Mesh:
         *,
         receiver: bool = True,
         log_level: str = "warning",
+        envoyfilters: list[dict[str, Any]] | None = None,
         telemetry_hook: Any = None,
     ) -> None:
         self.topology = topology if isinstance(topology, Topology) else load_topology(topology)
@@ -86,6 +87,9 @@ class Mesh:
         self.log_level = log_level
         self.want_receiver = receiver and (self.topology.telemetry.tracing or self.topology.telemetry.otel_access_log
                                            or self.topology.telemetry.app_spans)
+        # Extra Istio EnvoyFilters applied to every proxy they select (workloadSelector labels app/version,
+        # namespace), after the rendered telemetry: e.g. a suggested local rate limit.
+        self.envoyfilters = list(envoyfilters or [])
         # A callable (bootstrap, ProxyIdentity, Collector | None) -> bootstrap that adds telemetry;
         # defaults to meshctl.mesh.telemetry.apply_telemetry with the topology's telemetry settings.
         self.telemetry_hook = telemetry_hook
@@ -229,9 +233,10 @@ class Mesh:
     def _telemetry(self, boot: dict[str, Any], pod: Pod, collector: Collector | None) -> dict[str, Any]:
         who = ProxyIdentity(pod=pod.name, namespace=pod.namespace, workload=pod.workload, app=pod.app,
                             version=pod.version, role=pod.role, log_paths=dict(pod.log_paths))
+        pod.envoy.env = proxy_env(who)
         if self.telemetry_hook is not None:
             return self.telemetry_hook(boot, who, collector)
-        return apply_telemetry(boot, self.topology.telemetry, who, collector)
+        return apply_telemetry(boot, self.topology.telemetry, who, collector, envoyfilters=self.envoyfilters)
 
     def write_endpoints(self, version: str | None = None) -> None:
         """(Re)write every outbound cluster's EDS file from the pods' sidecar inbound ports."""

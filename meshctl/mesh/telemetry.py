@@ -1,57 +1,42 @@
-"""Telemetry for the local mesh's proxies: access-log files, OpenTelemetry tracer and access logger.
+"""Telemetry for the local mesh's proxies, exactly as `meshctl render istio --mode envoyfilter` configures it.
 
-The proxies are configured the way meshctl configures a real mesh. Per-proxy facts that istiod
-would fill in (the tracer's service name, the canonical service/revision tags, where the proxy's
-stdout goes) are set here.
+The access-log formats, the OpenTelemetry tracer and the OpenTelemetry access logger are not written
+here: `render_envoyfilters(spec)` calls meshctl's renderer (`meshctl.render.istio.render_istio`) and
+`apply_telemetry` applies the EnvoyFilters to each proxy's bootstrap with `meshctl.envoyfilter`, the
+way istiod patches the xDS it sends. What istiod (and the kubelet) would add per proxy is added here:
+
+- the collector is a mesh service: the cluster `outbound|4317||<collector service>` exists (istiod
+  builds it from the registry; here it is a STATIC cluster to the local OTLP receiver), and the
+  render is told to use it (`collectorCluster`), as meshctl's own note recommends for Istio;
+- a proxy's stdout goes to a per-pod file (the kubelet's job): file access loggers writing to
+  `/dev/stdout` get the pod's log file instead, one per format;
+- the tracer's `service_name` is the proxy's `<app>.<namespace>` (istiod sets it per proxy);
+- the proxy's environment carries POD_NAME, POD_NAMESPACE, the canonical service / revision and
+  OTEL_RESOURCE_ATTRIBUTES, which the rendered `%ENVIRONMENT(...)%` log fields, `environment` custom
+  tags and the `environment` resource detector read (as Istio's injected pod env does).
 """
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from meshctl.errors import MeshctlError
 from meshctl.mesh.bootstrap import _static_cluster, iter_hcms
 from meshctl.mesh.topology import TelemetrySpec
 
-# Istio's default access-log formats (meshConfig accessLogFormat unset; accessLogEncoding TEXT / JSON).
-ISTIO_TEXT_FORMAT = (
-    '[%START_TIME%] "%REQ(:METHOD)% %REQ(X-ENVOY-ORIGINAL-PATH?:PATH)% %PROTOCOL%" '
-    "%RESPONSE_CODE% %RESPONSE_FLAGS% %RESPONSE_CODE_DETAILS% %CONNECTION_TERMINATION_DETAILS% "
-    '"%UPSTREAM_TRANSPORT_FAILURE_REASON%" %BYTES_RECEIVED% %BYTES_SENT% %DURATION% '
-    '%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)% "%REQ(X-FORWARDED-FOR)%" "%REQ(USER-AGENT)%" '
-    '"%REQ(X-REQUEST-ID)%" "%REQ(:AUTHORITY)%" "%UPSTREAM_HOST%" %UPSTREAM_CLUSTER_RAW% '
-    "%UPSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_LOCAL_ADDRESS% %DOWNSTREAM_REMOTE_ADDRESS% "
-    "%REQUESTED_SERVER_NAME% %ROUTE_NAME%\n"
-)
-ISTIO_JSON_FORMAT = {
-    "start_time": "%START_TIME%",
-    "route_name": "%ROUTE_NAME%",
-    "method": "%REQ(:METHOD)%",
-    "path": "%REQ(X-ENVOY-ORIGINAL-PATH?:PATH)%",
-    "protocol": "%PROTOCOL%",
-    "response_code": "%RESPONSE_CODE%",
-    "response_flags": "%RESPONSE_FLAGS%",
-    "response_code_details": "%RESPONSE_CODE_DETAILS%",
-    "connection_termination_details": "%CONNECTION_TERMINATION_DETAILS%",
-    "bytes_received": "%BYTES_RECEIVED%",
-    "bytes_sent": "%BYTES_SENT%",
-    "duration": "%DURATION%",
-    "upstream_service_time": "%RESP(X-ENVOY-UPSTREAM-SERVICE-TIME)%",
-    "x_forwarded_for": "%REQ(X-FORWARDED-FOR)%",
-    "user_agent": "%REQ(USER-AGENT)%",
-    "request_id": "%REQ(X-REQUEST-ID)%",
-    "authority": "%REQ(:AUTHORITY)%",
-    "upstream_host": "%UPSTREAM_HOST%",
-    "upstream_cluster": "%UPSTREAM_CLUSTER_RAW%",
-    "upstream_local_address": "%UPSTREAM_LOCAL_ADDRESS%",
-    "downstream_local_address": "%DOWNSTREAM_LOCAL_ADDRESS%",
-    "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
-    "requested_server_name": "%REQUESTED_SERVER_NAME%",
-    "upstream_transport_failure_reason": "%UPSTREAM_TRANSPORT_FAILURE_REASON%",
-}
-
 COLLECTOR_PORTS = {"grpc": 4317, "http": 4318}
+ACCESS_LOG_KINDS = {"json": "file-json", "text": "file-text"}
+# Span tags from the proxy's environment (mesh-wide config, per-proxy values), as Istio's tracing adds them.
+CUSTOM_TAGS = {
+    "istio.canonical_service": {"environment": "CANONICAL_SERVICE"},
+    "istio.canonical_revision": {"environment": {"name": "CANONICAL_REVISION", "defaultValue": "latest"}},
+    "istio.namespace": {"environment": "POD_NAMESPACE"},
+    "istio.mesh_id": {"literal": "cluster.local"},
+}
 
 
 @dataclass
@@ -65,7 +50,7 @@ class Collector:
 
 @dataclass
 class ProxyIdentity:
-    """Who a proxy is (what istiod knows from the pod)."""
+    """Who a proxy is (what istiod and the pod spec know)."""
 
     pod: str
     namespace: str
@@ -73,99 +58,122 @@ class ProxyIdentity:
     app: str
     version: str | None = None
     role: str = "sidecar"  # sidecar | gateway
-    log_paths: dict[str, Path] = field(default_factory=dict)  # access-log format -> file
+    log_paths: dict[str, Path] = field(default_factory=dict)  # access-log format (json|text) -> file
 
     @property
     def service_name(self) -> str:
         # Istio names a proxy's spans after its canonical service and namespace.
         return f"{self.app}.{self.namespace}"
 
+    @property
+    def labels(self) -> dict[str, str]:
+        labels = {"app": self.app}
+        if self.version:
+            labels["version"] = self.version
+        if self.role == "gateway":
+            labels["istio"] = "ingressgateway"
+        return labels
+
 
 def collector_cluster_name(spec: TelemetrySpec, protocol: str) -> str:
+    """Istio's name for the collector service's cluster: `outbound|4317||<collector service>`."""
     return f"outbound|{COLLECTOR_PORTS[protocol]}||{spec.collector_service}"
 
 
+def render_values(spec: TelemetrySpec) -> list[dict[str, Any]]:
+    """The `meshctl render istio` values (one render per concern) that configure the mesh's telemetry."""
+    common = {"mode": "envoyfilter", "istioVersion": "1.28"}
+    out = []
+    if spec.tracing:
+        out.append({
+            **common, "tracing": True, "accessLog": "off", "protocol": spec.otlp_protocol,
+            "collector": f"{spec.collector_service}:{COLLECTOR_PORTS[spec.otlp_protocol]}",
+            "collectorCluster": collector_cluster_name(spec, spec.otlp_protocol),
+            "sampling": float(spec.sampling), "customTags": CUSTOM_TAGS, "resourceDetectors": ["environment"],
+        })
+    for fmt in spec.access_logs:
+        out.append({**common, "name": f"mesh-{fmt}", "tracing": False, "accessLog": ACCESS_LOG_KINDS[fmt]})
+    if spec.otel_access_log:
+        out.append({
+            **common, "name": "mesh-otlp", "tracing": False, "accessLog": "otlp", "protocol": "grpc",
+            "collector": f"{spec.collector_service}:4317", "collectorCluster": collector_cluster_name(spec, "grpc"),
+        })
+    return out
+
+
+def render_envoyfilters(spec: TelemetrySpec) -> list[Any]:
+    """`meshctl render` output (Rendered documents: obj, apply command, comment) for the mesh's telemetry."""
+    from meshctl.render.istio import render_istio
+
+    docs = []
+    for values in render_values(spec):
+        docs.extend(render_istio(values).resources)
+    return docs
+
+
+@lru_cache(maxsize=8)
+def _envoyfilter_objs(key: tuple[Any, ...]) -> tuple[dict[str, Any], ...]:
+    spec = TelemetrySpec(access_logs=list(key[0]), tracing=key[1], sampling=key[2], otlp_protocol=key[3],
+                         otel_access_log=key[4], collector_service=key[5])
+    return tuple(r.obj for r in render_envoyfilters(spec))
+
+
+def _spec_key(spec: TelemetrySpec) -> tuple[Any, ...]:
+    return (tuple(spec.access_logs), spec.tracing, spec.sampling, spec.otlp_protocol, spec.otel_access_log,
+            spec.collector_service)
+
+
 def runtime_overrides(spec: TelemetrySpec) -> dict[str, Any]:
-    """Runtime keys for the proxies: a short span flush interval so spans arrive within seconds."""
+    """Runtime keys for the proxies: a short span flush interval, and no early flush of small batches
+    (each export is a request to the receiver; fewer, larger ones cost less)."""
     return {"tracing.opentelemetry.flush_interval_ms": int(spec.flush_interval_ms),
             "tracing.opentelemetry.min_flush_spans": 1000}
 
 
-def apply_telemetry(bootstrap: dict[str, Any], spec: TelemetrySpec, who: ProxyIdentity,
-                    collector: Collector | None) -> dict[str, Any]:
-    """Add access logs, the tracer and (optionally) the OpenTelemetry access logger to every HCM."""
-    clusters = bootstrap["static_resources"]["clusters"]
-    names = {c["name"] for c in clusters}
-    tracer = None
-    if spec.tracing and collector is not None:
-        port = collector.grpc_port if spec.otlp_protocol == "grpc" else collector.http_port
-        if port is None:
-            raise ValueError(f"the collector has no {spec.otlp_protocol} port")
-        cname = collector_cluster_name(spec, spec.otlp_protocol)
-        if cname not in names:
-            clusters.append(_static_cluster(cname, port, http2=spec.otlp_protocol == "grpc"))
-            names.add(cname)
-        tracer = _otel_tracer(spec, who, cname)
-    otel_log_cluster = None
-    if spec.otel_access_log and collector is not None and collector.grpc_port is not None:
-        otel_log_cluster = collector_cluster_name(spec, "grpc")
-        if otel_log_cluster not in names:
-            clusters.append(_static_cluster(otel_log_cluster, collector.grpc_port, http2=True))
-            names.add(otel_log_cluster)
-    for _listener, hcm in iter_hcms(bootstrap):
-        logs = [_file_log(fmt, path) for fmt, path in who.log_paths.items()]
-        if otel_log_cluster:
-            logs.append(_otel_access_log(who, otel_log_cluster))
-        if logs:
-            hcm["access_log"] = logs
-        if tracer is not None:
-            hcm.setdefault("tracing", {})
-            hcm["tracing"]["provider"] = tracer
-            hcm["tracing"]["random_sampling"] = {"value": float(spec.sampling)}
-            hcm["tracing"]["custom_tags"] = _custom_tags(who)
-    return bootstrap
-
-
-def _file_log(fmt: str, path: Path) -> dict[str, Any]:
-    log_format: dict[str, Any]
-    if fmt == "json":
-        log_format = {"json_format": ISTIO_JSON_FORMAT}
-    else:
-        log_format = {"text_format_source": {"inline_string": ISTIO_TEXT_FORMAT}}
-    return {"name": "envoy.access_loggers.file", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-        "path": str(path), "log_format": log_format}}
-
-
-def _otel_tracer(spec: TelemetrySpec, who: ProxyIdentity, cluster: str) -> dict[str, Any]:
-    cfg: dict[str, Any] = {"@type": "type.googleapis.com/envoy.config.trace.v3.OpenTelemetryConfig",
-                           "service_name": who.service_name}
-    if spec.otlp_protocol == "grpc":
-        cfg["grpc_service"] = {"envoy_grpc": {"cluster_name": cluster}, "timeout": "5s"}
-    else:
-        cfg["http_service"] = {"http_uri": {"uri": f"http://{spec.collector_service}:4318/v1/traces",
-                                            "cluster": cluster, "timeout": "5s"}}
-    return {"name": "envoy.tracers.opentelemetry", "typed_config": cfg}
-
-
-def _custom_tags(who: ProxyIdentity) -> list[dict[str, Any]]:
-    tags = {"istio.canonical_service": who.app, "istio.namespace": who.namespace, "istio.mesh_id": "cluster.local",
-            "istio.cluster_id": "Kubernetes", "k8s.pod.name": who.pod, "k8s.workload.name": who.workload}
+def proxy_env(who: ProxyIdentity) -> dict[str, str]:
+    """The environment of a proxy, as Istio's injected pod env provides it."""
+    attrs = {"k8s.pod.name": who.pod, "k8s.namespace.name": who.namespace, "k8s.deployment.name": who.workload,
+             "service.namespace": who.namespace}
     if who.version:
-        tags["istio.canonical_revision"] = who.version
-    return [{"tag": k, "literal": {"value": v}} for k, v in tags.items()]
+        attrs["service.version"] = who.version
+    env = {"POD_NAME": who.pod, "POD_NAMESPACE": who.namespace, "CANONICAL_SERVICE": who.app,
+           "OTEL_RESOURCE_ATTRIBUTES": ",".join(f"{k}={v}" for k, v in attrs.items())}
+    if who.version:
+        env["CANONICAL_REVISION"] = who.version
+    return env
 
 
-def _otel_access_log(who: ProxyIdentity, cluster: str) -> dict[str, Any]:
-    return {"name": "envoy.access_loggers.open_telemetry", "typed_config": {
-        "@type": "type.googleapis.com/envoy.extensions.access_loggers.open_telemetry.v3.OpenTelemetryAccessLogConfig",
-        "log_name": "otel_envoy_accesslog",
-        "grpc_service": {"envoy_grpc": {"cluster_name": cluster}},
-        "resource_attributes": {"values": [
-            {"key": "service.name", "value": {"string_value": who.service_name}},
-            {"key": "k8s.pod.name", "value": {"string_value": who.pod}},
-            {"key": "k8s.namespace.name", "value": {"string_value": who.namespace}},
-        ]},
-        "body": {"string_value": ISTIO_TEXT_FORMAT.rstrip("\n")},
-        "attributes": {"values": [{"key": k, "value": {"string_value": v}} for k, v in ISTIO_JSON_FORMAT.items()]},
-    }}
+def apply_telemetry(bootstrap: dict[str, Any], spec: TelemetrySpec, who: ProxyIdentity,
+                    collector: Collector | None, *, envoyfilters: list[dict[str, Any]] | None = None) -> dict[str, Any]:
+    """The bootstrap with the rendered telemetry EnvoyFilters applied (plus `envoyfilters`, e.g. a
+    suggested local rate limit) and the per-proxy settings istiod would make. Returns a new dict."""
+    from meshctl.envoyfilter import apply_envoyfilters
+
+    boot = copy.deepcopy(bootstrap)
+    clusters = boot["static_resources"]["clusters"]
+    if collector is not None:
+        for protocol, port in (("grpc", collector.grpc_port), ("http", collector.http_port)):
+            if port is not None:
+                clusters.append(_static_cluster(collector_cluster_name(spec, protocol), port,
+                                                http2=protocol == "grpc"))
+    efs = [*(_envoyfilter_objs(_spec_key(spec)) if collector is not None or spec.access_logs else ()),
+           *(envoyfilters or [])]
+    if collector is None:
+        # No receiver: keep only the file access logs (the tracer and OTLP logger would export nowhere).
+        efs = [ef for ef in efs if not str(ef.get("metadata", {}).get("name", "")).endswith(
+            ("-otel-tracing", "mesh-otlp-otel-accesslog"))]
+    result = apply_envoyfilters(boot, efs, proxy_type="gateway" if who.role == "gateway" else "sidecar",
+                                labels=who.labels, namespace=who.namespace)
+    boot = result.bootstrap
+    for _listener, hcm in iter_hcms(boot):
+        for log in hcm.get("access_log", []):
+            cfg = log.get("typed_config", {})
+            if cfg.get("path") == "/dev/stdout":
+                fmt = "json" if "json_format" in cfg.get("log_format", {}) else "text"
+                if fmt not in who.log_paths:
+                    raise MeshctlError(f"{who.pod}: a rendered {fmt} access log has no file to write to")
+                cfg["path"] = str(who.log_paths[fmt])
+        provider = hcm.get("tracing", {}).get("provider")
+        if provider and provider.get("name") == "envoy.tracers.opentelemetry":
+            provider["typed_config"]["service_name"] = who.service_name
+    return boot
