@@ -35,6 +35,8 @@ CATALOG: dict[str, tuple[str, str]] = {
     "SG013": ("info", "Linkerd has no equivalent of {what}"),
     "SG014": ("warning", "{count} rows have no destination service and were skipped"),
     "SG015": ("info", "route {route} gets {share:.0%} of {service}'s requests: its own bucket"),
+    "SG017": ("warning", "{text}"),  # a problem in a --current file (e.g. the docs' misplaced listener:)
+    "SG018": ("warning", "{text}"),  # a suggestion that cannot be rendered as asked
     "SG016": ("warning", "{service}: all {hosts} host(s) failing; maxEjectionPercent keeps traffic flowing to "
                          "{kept} of them (ejecting every host only turns errors into 503 UH)"),
 }

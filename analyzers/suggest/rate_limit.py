@@ -128,6 +128,7 @@ def _one(tr: tf.Traffic, rows: np.ndarray, target: Target, cfg: SuggestConfig, s
     if len(rows) < cfg.min_requests:
         s.messages.append(msg("SG001", requests=len(rows), seconds=rate.seconds))
     s.figures["instance_key"] = "upstream_host" if code >= 0 else None
+    s.figures["protocol"] = "HTTP/2" if tr.h2[rows].mean() > 0.5 else "HTTP/1.1"
     s._rows = rows  # type: ignore[attr-defined]  # for the replay; not part of the result
     s._route_buckets = {}  # type: ignore[attr-defined]
     return s
