@@ -23,6 +23,7 @@ class Rendered:
     comment: str = ""  # extra lines for the YAML comment above it
     target: str = "kubectl"  # kubectl | istioctl | helm | linkerd | annotate
     filename: str = ""  # file name used by --output-dir
+    validate_as: str | None = None  # for documents that are not Kubernetes resources (see meshctl.validate)
 
     def comment_text(self) -> str:
         head = f"apply: {self.apply}"

@@ -153,6 +153,8 @@ class SchemaStore:
             return [Problem(name, "$", "apiVersion and kind are required", "schema")]
         if (api_version, kind) == ("v1", "ConfigMap"):
             return self._validate_configmap(obj, name)
+        if (api_version, kind) == ("v1", "Namespace"):
+            return _core_metadata(obj, name, namespaced=False)
         if (api_version, kind) == ("v1", "List"):
             out: list[Problem] = []
             for i, item in enumerate(obj.get("items") or []):
@@ -266,6 +268,25 @@ def _reason(err: Any) -> str:
     if err.validator == "const":
         return f"{err.instance!r} must be {err.validator_value!r}"
     return err.message
+
+
+def _core_metadata(obj: Mapping[str, Any], name: str, *, namespaced: bool) -> list[Problem]:
+    """Built-in checks for core kinds meshctl renders (no CRD schema exists for them)."""
+    import re
+
+    out = []
+    meta = obj.get("metadata") or {}
+    if not re.fullmatch(r"[a-z0-9]([-a-z0-9]*[a-z0-9])?", str(meta.get("name", ""))) or len(str(meta.get("name"))) > 63:
+        out.append(Problem(name, "$.metadata.name", "must be a DNS-1123 label", "schema"))
+    if not namespaced and "namespace" in meta:
+        out.append(Problem(name, "$.metadata.namespace", "a cluster-scoped object has no namespace", "schema"))
+    for key in ("labels", "annotations"):
+        for k, v in (meta.get(key) or {}).items():
+            if not isinstance(v, str):
+                out.append(Problem(name, json_path(["metadata", key, k]), "values must be strings", "schema"))
+    extra = sorted(set(obj) - {"apiVersion", "kind", "metadata", "spec", "status"})
+    out += [Problem(name, json_path([k]), f"unknown field {k!r}", "schema") for k in extra]
+    return out
 
 
 def _dedupe(problems: list[Problem]) -> list[Problem]:
