@@ -1,0 +1,304 @@
+"""Metric inputs per cohort, computed from the requests table.
+
+Built-in metrics (names are stable; a config file overrides their settings by name):
+
+| name         | what                                                        | meshctl judge          | kayenta judge                |
+|--------------|-------------------------------------------------------------|------------------------|------------------------------|
+| error_rate   | 5xx, gRPC non-OK, failure response flags, no response       | two-proportion test    | per-interval rates, rank test |
+| latency      | per-request duration_ms                                     | rank test              | rank test                    |
+| latency_p50  | median duration                                             | quantile test          | per-interval p50, rank test  |
+| latency_p90  | 90th percentile                                             | quantile test          | per-interval p90, rank test  |
+| latency_p99  | 99th percentile                                             | quantile test          | per-interval p99, rank test  |
+
+Everything is vectorized over the rows (numpy on dictionary codes and numeric columns): no Python
+per request. Per-interval series bucket each cohort's requests by `interval` seconds from the start
+of its own time range; a bucket without requests is a missing point (NaN), as a metric store would
+return it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from analyzers.canary.cohorts import Cohorts
+from analyzers.canary.config import EffectSize, MetricConfig, TableSource
+from analyzers.canary.mannwhitney import WeightedSample
+
+# Envoy response flags that mean the request failed (whatever status code was logged).
+ERROR_FLAGS = ("UF", "UH", "URX", "UC", "UO", "UT", "UPE", "NR", "SI", "UMSDR", "OM", "DT", "LH", "DPE", "UAEX")
+
+BUILTINS: dict[str, MetricConfig] = {
+    "error_rate": MetricConfig(
+        name="error_rate", kind="proportion", groups=("errors",), direction="increase", critical=True,
+        effect_size=EffectSize("difference", 0.005, 0.0, 0.005, 0.0),
+        source=TableSource(events="error", aggregation="rate"),
+        description="share of requests that failed: HTTP 5xx, gRPC status other than OK, Envoy failure flags "
+                    "(UF, UH, URX, UC, UO, UT, ...), or no response at all (code 0, unless the client went away)"),
+    "latency": MetricConfig(
+        name="latency", kind="distribution", groups=("latency",), direction="increase",
+        effect_size=EffectSize("meanRatio", 1.1, 1.0, 1.5, 1.0),
+        source=TableSource(value="duration_ms", aggregation="distribution"),
+        description="per-request duration (ms): the whole distribution"),
+    "latency_p50": MetricConfig(
+        name="latency_p50", kind="quantile", groups=("latency",), direction="increase",
+        effect_size=EffectSize("meanRatio", 1.1, 1.0, 1.5, 1.0),
+        source=TableSource(value="duration_ms", aggregation="p50", quantile=0.5),
+        description="median request duration (ms)"),
+    "latency_p90": MetricConfig(
+        name="latency_p90", kind="quantile", groups=("latency",), direction="increase",
+        effect_size=EffectSize("meanRatio", 1.15, 1.0, 1.5, 1.0),
+        source=TableSource(value="duration_ms", aggregation="p90", quantile=0.9),
+        description="90th percentile request duration (ms)"),
+    "latency_p99": MetricConfig(
+        name="latency_p99", kind="quantile", groups=("latency",), direction="increase", critical=True,
+        effect_size=EffectSize("meanRatio", 1.2, 1.0, 1.25, 1.0),
+        source=TableSource(value="duration_ms", aggregation="p99", quantile=0.99),
+        description="99th percentile request duration (ms); critical when 25% or more slower"),
+}
+
+
+def builtin_names() -> list[str]:
+    return list(BUILTINS)
+
+
+# ---- path templates -------------------------------------------------------------------------------
+
+_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
+_NUM = re.compile(r"^[-+]?\d+(?:\.\d+)?$")
+_HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]{12,}$")
+_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T[\d:.]+Z?)?$")
+_TOKEN = re.compile(r"^[A-Za-z0-9_\-=.~]{16,}$")
+
+
+def _segment(seg: str) -> str:
+    if not seg:
+        return seg
+    if _NUM.match(seg):
+        return "{n}"
+    if _UUID.match(seg):
+        return "{uuid}"
+    if _DATE.match(seg):
+        return "{date}"
+    if _HEX.match(seg) and any(ch.isdigit() for ch in seg):
+        return "{hex}"
+    if _TOKEN.match(seg) and sum(ch.isdigit() for ch in seg) >= 2 and any(ch.isalpha() for ch in seg):
+        return "{id}"
+    return seg
+
+
+def path_template(path: str | None) -> str:
+    """`/reviews/123?x=1` -> `/reviews/{n}`; ids, uuids, hex digests, dates and opaque tokens in path
+    segments are collapsed so that one route is one line."""
+    if path is None:
+        return "-"
+    p = path.split("?", 1)[0].split("#", 1)[0]
+    return "/".join(_segment(s) for s in p.split("/")) or "/"
+
+
+# ---- per-table view -----------------------------------------------------------------------------------
+
+@dataclass
+class View:
+    """The cohorts' rows and cached per-row arrays derived from them."""
+
+    cohorts: Cohorts
+    _cache: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def cols(self):
+        return self.cohorts.cols
+
+    @property
+    def code(self) -> np.ndarray:
+        return self.cohorts.code
+
+    def cohort(self, k: int) -> np.ndarray:
+        key = f"cohort{k}"
+        if key not in self._cache:
+            self._cache[key] = self.code == k
+        return self._cache[key]
+
+    def numeric(self, name: str) -> np.ndarray:
+        return self.cols.numeric(name)
+
+    def is_error(self) -> np.ndarray:
+        if "error" not in self._cache:
+            self._cache["error"] = error_mask(self.cols)
+        return self._cache["error"]
+
+    def routes(self) -> tuple[np.ndarray, list[str]]:
+        """Route id per row (method + path template) and the route names."""
+        if "routes" not in self._cache:
+            mcodes, mvals = self.cols.codes("method")
+            pcodes, pvals = self.cols.codes("path")
+            templates = [path_template(p) for p in pvals]
+            tnames = sorted(set(templates))
+            tid = {t: i for i, t in enumerate(tnames)}
+            path_lut = np.array([tid[t] for t in templates], dtype=np.int64)
+            key = mcodes.astype(np.int64) * len(tnames) + path_lut[pcodes]
+            present = np.flatnonzero(np.bincount(key, minlength=len(mvals) * len(tnames)))
+            remap = np.full(len(mvals) * len(tnames), -1, dtype=np.int32)
+            remap[present] = np.arange(present.size, dtype=np.int32)
+            names = [f"{mvals[k // len(tnames)] or '*'} {tnames[k % len(tnames)]}" for k in present]
+            self._cache["routes"] = (remap[key], names)
+        return self._cache["routes"]
+
+    def mask(self, text: str | None) -> np.ndarray | None:
+        """Rows matching a filter expression (None = all rows)."""
+        if text is None:
+            return None
+        key = f"mask:{text}"
+        if key not in self._cache:
+            from analyzers.canary.expr import evaluate, parse_expr
+
+            expr = parse_expr(text)
+            table = self.cols.table
+            need = expr.columns
+            if "error" in need:
+                import pyarrow as pa
+
+                table = table.append_column("error", pa.array(self.is_error()))
+            if "route" in need:
+                import pyarrow as pa
+
+                ids, names = self.routes()
+                table = table.append_column("route", pa.DictionaryArray.from_arrays(
+                    pa.array(ids, pa.int32()), pa.array(names, pa.string())))
+            self._cache[key] = evaluate(expr, table)
+        return self._cache[key]
+
+    def interval_ids(self, k: int, interval_s: float) -> tuple[np.ndarray, int]:
+        """Bucket index of every row (valid for cohort k's rows) and the number of buckets of cohort k."""
+        ts = self.cols.timestamps_us()
+        sel = self.cohort(k) & (ts != np.iinfo(np.int64).min)
+        if not sel.any():
+            return np.zeros(ts.size, np.int64), 0
+        step = int(interval_s * 1_000_000)
+        t0 = int(ts[sel].min()) // step * step
+        ids = (ts - t0) // step
+        return ids, int(ids[sel].max()) + 1
+
+
+def error_mask(cols: Any) -> np.ndarray:
+    """HTTP 5xx, gRPC non-OK, a failure response flag, or no response (code 0) unless the client
+    went away first (flag DC)."""
+    code = cols.numeric("response_code")
+    grpc = cols.numeric("grpc_status")
+    fcodes, fvals = cols.codes("response_flags")
+    flag_sets = [set(v.split(",")) if v else set() for v in fvals]
+    failing = np.array([bool(s & set(ERROR_FLAGS)) for s in flag_sets], dtype=bool)[fcodes]
+    client_gone = np.array(["DC" in s for s in flag_sets], dtype=bool)[fcodes]
+    with np.errstate(invalid="ignore"):
+        err = (code >= 500) | ((code == 0) & ~client_gone) | ((grpc > 0) & ~np.isnan(grpc))
+    return err | failing
+
+
+# ---- per-cohort samples and counts --------------------------------------------------------------
+
+def samples(view: View, values: np.ndarray, population: np.ndarray | None, max_distinct: int | None
+            ) -> tuple[WeightedSample, WeightedSample]:
+    out = []
+    valid = ~np.isnan(values)
+    for k in (1, 2):
+        sel = view.cohort(k) & valid
+        if population is not None:
+            sel &= population
+        v = values[sel]
+        v.sort()
+        out.append(WeightedSample.from_sorted(v, max_distinct=max_distinct))
+    return out[0], out[1]
+
+
+def counts(view: View, events: np.ndarray, population: np.ndarray | None) -> tuple[int, int, int, int]:
+    res = []
+    for k in (1, 2):
+        sel = view.cohort(k) if population is None else view.cohort(k) & population
+        res += [int(np.count_nonzero(events & sel)), int(np.count_nonzero(sel))]
+    return res[0], res[1], res[2], res[3]
+
+
+def grouped(values: np.ndarray, groups: np.ndarray, n_groups: int, max_distinct: int | None = None
+            ) -> list[WeightedSample]:
+    """One weighted sample per group id (0..n_groups-1) of NaN-free values; ids < 0 are skipped."""
+    keep = groups >= 0
+    v, g = values[keep], groups[keep]
+    if n_groups < 32768:
+        g = g.astype(np.int16)  # stable argsort of 16-bit keys is a radix sort
+    order = np.argsort(g, kind="stable")
+    v, g = v[order], g[order]
+    bounds = np.searchsorted(g, np.arange(n_groups + 1))
+    out = []
+    for i in range(n_groups):
+        seg = np.sort(v[bounds[i]:bounds[i + 1]])
+        out.append(WeightedSample.from_sorted(seg, max_distinct=max_distinct))
+    return out
+
+
+def interval_series(view: View, k: int, interval_s: float, aggregation: str, *, values: np.ndarray | None = None,
+                    events: np.ndarray | None = None, population: np.ndarray | None = None,
+                    quantile: float | None = None) -> np.ndarray:
+    """Cohort k's per-interval series (NaN where a bucket has no requests)."""
+    ids, nb = view.interval_ids(k, interval_s)
+    if nb == 0:
+        return np.zeros(0)
+    sel = view.cohort(k) if population is None else view.cohort(k) & population
+    b = ids[sel]
+    requests = np.bincount(b, minlength=nb).astype(np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if aggregation == "rate":
+            ev = np.bincount(b, weights=events[sel].astype(np.float64), minlength=nb)
+            out = ev / requests
+        elif aggregation == "count":
+            # Every bucket of the cohort's time range is a point; an empty one counts zero.
+            return requests
+        else:
+            v = values[sel]
+            valid = ~np.isnan(v)
+            bv, v = b[valid], v[valid]
+            n_valid = np.bincount(bv, minlength=nb).astype(np.float64)
+            if aggregation == "sum":
+                out = np.bincount(bv, weights=v, minlength=nb)
+                out[requests == 0] = np.nan
+            elif aggregation == "mean":
+                out = np.bincount(bv, weights=v, minlength=nb) / n_valid
+            elif quantile is not None:
+                out = np.array([s.quantile(quantile) if not s.empty else math.nan
+                                for s in grouped(v, bv, nb)])
+            else:
+                raise ValueError(f"no per-interval form for aggregation {aggregation!r}")
+    out[requests == 0] = np.nan
+    return out
+
+
+# ---- figures for Flagger-style thresholds and the report ----------------------------------------
+
+def figures(view: View) -> dict[str, dict[str, float]]:
+    """error_rate, success_rate, latency_mean/p50/p90/p99, requests, rps per cohort."""
+    dur = view.numeric("duration_ms")
+    err = view.is_error()
+    b, c = samples(view, dur, None, None)
+    out: dict[str, dict[str, float]] = {}
+    for name, k, s, info in (("baseline", 1, b, view.cohorts.baseline), ("canary", 2, c, view.cohorts.canary)):
+        sel = view.cohort(k)
+        n = int(np.count_nonzero(sel))
+        e = int(np.count_nonzero(err & sel))
+        out[name] = {
+            "requests": n,
+            "errors": e,
+            "error_rate": e / n if n else math.nan,
+            "success_rate": 1 - e / n if n else math.nan,
+            "latency_mean": s.mean() if not s.empty else math.nan,
+            "latency_p50": s.quantile(0.5),
+            "latency_p90": s.quantile(0.9),
+            "latency_p99": s.quantile(0.99),
+            "rps": n / info.seconds if info.seconds > 0 else math.nan,
+        }
+    total = out["baseline"]["requests"] + out["canary"]["requests"]
+    for name in out:
+        out[name]["traffic_share"] = out[name]["requests"] / total if total else math.nan
+    return out
