@@ -13,7 +13,9 @@ connectionPool (enforced by each calling proxy, so sized on the busiest calling 
                             connections are recycled about every recycle_s, so new hosts get traffic
   http.idleTimeout          headroom × p99 gap between a caller's requests, rounded up, in [30s, 1h]
 outlierDetection (per upstream host):
-  consecutive5xxErrors      max(min_consecutive, longest 5xx burst of a healthy host + 1)
+  consecutive5xxErrors      max(min_consecutive, longest 5xx burst of a healthy host + 1); a host is
+                            failing (not healthy) when most of its answers are errors or it had an
+                            outage: errors without a break for outage_s (5 s) or longer
   consecutiveGatewayErrors  the same over 502/503/504/connect failures, only when lower than the above
   interval                  ≥ the time a failing host took (or a host at the lowest per-host rate
                             would take) to reach the threshold, rounded up, in [1s, 30s]
@@ -85,7 +87,7 @@ def _one(tr: tf.Traffic, rows: np.ndarray, target: Target, cfg: SuggestConfig) -
     ok = ~tr.local_reject[rows]
     lat = tf.latency_figures(tr.duration[rows][ok])
     local = int((~ok).sum())
-    hosts = tf.host_figures(tr, rows)
+    hosts = tf.host_figures(tr, rows, cfg.outage_s)
     h2 = bool(tr.h2[rows].mean() > 0.5)
     s.figures = {
         "requests": len(rows), "seconds": rate.seconds, "rps_mean": rate.mean, "rps_p99": rate.p99,
@@ -209,27 +211,29 @@ def _outlier(tr, rows, hosts: list[tf.HostFigures], rate, s: Suggestion, cfg: Su
         s.messages.append(msg("SG007", service=s.target.service))
         return None
     for hf in hosts:
-        hf.failing = hf.errors5xx > 0 and hf.error_rate >= cfg.failing_error_rate
+        # failing: most of its answers are errors, or it had an outage (errors without a break for outage_s)
+        hf.failing = hf.errors5xx > 0 and (hf.error_rate >= cfg.failing_error_rate or hf.outages > 0)
     healthy = [hf for hf in hosts if not hf.failing]
     failing = [hf for hf in hosts if hf.failing]
     for hf in failing:
         s.messages.append(msg("SG004", host=hf.host, errors=hf.errors5xx, requests=hf.requests,
-                              rate=hf.error_rate, burst=hf.longest_5xx))
-    worst5 = max(healthy, key=lambda x: x.longest_5xx, default=None)
-    worstg = max(healthy, key=lambda x: x.longest_gateway, default=None)
-    l5 = worst5.longest_5xx if worst5 else 0
-    lg = worstg.longest_gateway if worstg else 0
+                              rate=hf.error_rate, burst=hf.longest_5xx, seconds=hf.longest_5xx_seconds))
+    worst5 = max(healthy, key=lambda x: x.brief_5xx, default=None)
+    worstg = max(healthy, key=lambda x: x.brief_gateway, default=None)
+    l5 = worst5.brief_5xx if worst5 else 0
+    lg = worstg.brief_gateway if worstg else 0
     t5 = max(cfg.min_consecutive, l5 + 1)
     tg = max(cfg.min_consecutive, lg + 1)
     ev5 = [Evidence("longest 5xx burst of a healthy host", l5, "errors",
                     scope=f"host {worst5.host}" if worst5 and l5 else f"{len(healthy)} healthy hosts",
-                    at=tr.iso(worst5.longest_5xx_at) if worst5 and l5 else None)]
+                    at=tr.iso(worst5.brief_5xx_at) if worst5 and l5 else None,
+                    note=f"runs lasting under {cfg.outage_s:g} s")]
     ev5 += [Evidence("longest 5xx burst of a failing host", hf.longest_5xx, "errors", scope=f"host {hf.host}",
                      at=tr.iso(hf.longest_5xx_at) if hf.longest_5xx_at is not None else None) for hf in failing]
     s.settings.append(Setting("outlierDetection.consecutive5xxErrors", t5,
                               f"max(floor {cfg.min_consecutive}, longest healthy burst {l5} + 1)", ev5))
     if worst5 and l5 >= cfg.min_consecutive:
-        s.messages.append(msg("SG005", host=worst5.host, burst=l5, at=tr.iso(worst5.longest_5xx_at),
+        s.messages.append(msg("SG005", host=worst5.host, burst=l5, at=tr.iso(worst5.brief_5xx_at),
                               which="5xx", value=t5))
     gateway = None
     if tg < t5:
@@ -291,7 +295,9 @@ def _outlier(tr, rows, hosts: list[tf.HostFigures], rate, s: Suggestion, cfg: Su
          Evidence("highest per-host rate", cap, "rps")]))
     s.figures["host_figures"] = [
         {"host": hf.host, "requests": hf.requests, "errors_5xx": hf.errors5xx, "gateway_errors": hf.gateway_errors,
-         "longest_5xx_burst": hf.longest_5xx, "longest_gateway_burst": hf.longest_gateway,
+         "longest_5xx_burst": hf.longest_5xx, "longest_5xx_seconds": hf.longest_5xx_seconds,
+         "longest_brief_5xx_burst": hf.brief_5xx, "longest_brief_gateway_burst": hf.brief_gateway,
+         "outages": hf.outages,
          "peak_rps": hf.peak_rps, "failing": hf.failing}
         for hf in sorted(hosts, key=lambda x: (-x.errors5xx, x.host))[:50]
     ]

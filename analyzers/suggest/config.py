@@ -14,6 +14,7 @@ class SuggestConfig:
     # circuit breaker
     min_consecutive: int = 5  # floor for consecutive5xxErrors / consecutiveGatewayErrors (Envoy's default)
     failing_error_rate: float = 0.5  # a host failing this share of its requests is "failing", not "healthy"
+    outage_s: float = 5.0  # errors without a break for this long are an outage (the host is failing)
     recycle_s: float = 300.0  # maxRequestsPerConnection recycles a kept-alive connection about this often
     # rate limit
     per_route: bool = False  # also one bucket per Envoy route name

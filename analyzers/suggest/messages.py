@@ -15,8 +15,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "SG003": ("info", "peak in-flight {measured} is {ratio:.1f}× Little's law at the busiest second "
                       "({rps} rps × {latency_ms:.0f} ms = {little:.1f} on average): the peak comes from "
                       "sub-second bursts, which the headroom has to cover"),
-    "SG004": ("warning", "host {host} failed {errors} of {requests} requests ({rate:.0%}), longest burst {burst}: "
-                         "treated as failing, its bursts do not raise the ejection threshold"),
+    "SG004": ("warning", "host {host} failed {errors} of {requests} requests ({rate:.0%}), longest burst {burst} "
+                         "errors over {seconds:.1f} s: treated as failing, its bursts do not raise the ejection "
+                         "threshold"),
     "SG005": ("warning", "host {host} had a healthy-host burst of {burst} consecutive errors at {at}: "
                          "consecutive{which}Errors = {value} keeps it in; if that was an outage, lower it"),
     "SG006": ("warning", "failing host {host} showed at most {burst} consecutive errors, fewer than the "

@@ -269,14 +269,17 @@ class HostFigures:
     requests: int
     errors5xx: int
     gateway_errors: int
-    longest_5xx: int
+    longest_5xx: int  # longest run of consecutive 5xx, any kind
     longest_5xx_at: float | None
-    longest_5xx_seconds: float  # how long the longest burst lasted
-    longest_gateway: int
-    longest_gateway_at: float | None
+    longest_5xx_seconds: float  # how long that run lasted
+    brief_5xx: int  # longest run that lasted less than `outage_s` (a transient burst)
+    brief_5xx_at: float | None
+    brief_gateway: int  # the same for 502/503/504 and connect failures
+    brief_gateway_at: float | None
+    outages: int  # runs that lasted `outage_s` or longer
     peak_rps: int
     rps: float
-    time_to: dict[int, float]  # k -> seconds from the first error to the k-th of the longest 5xx burst
+    time_to: dict[int, float]  # k -> seconds from the first error to the k-th of the longest 5xx run
     failing: bool = False
 
     @property
@@ -284,8 +287,23 @@ class HostFigures:
         return self.errors5xx / self.requests if self.requests else 0.0
 
 
-def host_figures(tr: Traffic, rows: np.ndarray) -> list[HostFigures]:
-    """Per upstream host (of one group of rows): requests, errors, longest error bursts, rates."""
+def _runs(flag: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Runs of True: (lengths, start indices, seconds from the first to the last request of the run)."""
+    import numpy as np
+
+    if not flag.any():
+        z = np.zeros(0, dtype=np.int64)
+        return z, z, np.zeros(0)
+    d = np.diff(np.r_[False, flag, False].astype(np.int8))
+    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
+    return ends - starts, starts, t[ends - 1] - t[starts]
+
+
+def host_figures(tr: Traffic, rows: np.ndarray, outage_s: float = 5.0) -> list[HostFigures]:
+    """Per upstream host (of one group of rows): requests, errors, error runs, rates.
+
+    A run of consecutive errors lasting `outage_s` or longer is an outage, not a transient burst.
+    """
     import numpy as np
 
     rows = rows[(tr.host.codes[rows] >= 0) & ~tr.local_reject[rows]]
@@ -300,40 +318,31 @@ def host_figures(tr: Traffic, rows: np.ndarray) -> list[HostFigures]:
     for a, b in itertools.pairwise(bounds):
         r, th = rows[a:b], t[a:b]
         e5, eg = tr.error5xx[r], tr.gateway_error[r]
-        l5, i5, s5 = _longest_run(e5)
-        lg, ig, _ = _longest_run(eg)
+        len5, st5, sec5 = _runs(e5, th)
+        leng, stg, secg = _runs(eg, th)
+        brief5, briefg = sec5 < outage_s, secg < outage_s
+        j = int(np.argmax(len5)) if len(len5) else -1
+        l5 = int(len5[j]) if j >= 0 else 0
+        burst_t = th[st5[j]:st5[j] + l5] if l5 else th[:0]
+        jb = int(np.argmax(np.where(brief5, len5, 0))) if brief5.any() else -1
+        jg = int(np.argmax(np.where(briefg, leng, 0))) if briefg.any() else -1
         counts = per_second_counts(th)
-        burst_t = th[i5:i5 + l5] if l5 else th[:0]
         out.append(HostFigures(
             host=tr.host.labels[int(host[a])], requests=int(b - a), errors5xx=int(e5.sum()),
-            gateway_errors=int(eg.sum()), longest_5xx=l5, longest_5xx_at=float(th[i5]) if l5 else None,
+            gateway_errors=int(eg.sum()), longest_5xx=l5, longest_5xx_at=float(burst_t[0]) if l5 else None,
             longest_5xx_seconds=float(burst_t[-1] - burst_t[0]) if l5 else 0.0,
-            longest_gateway=lg, longest_gateway_at=float(th[ig]) if lg else None,
-            peak_rps=int(counts.max()), rps=float((b - a) / max(len(counts), 1)),
+            brief_5xx=int(len5[jb]) if jb >= 0 else 0, brief_5xx_at=float(th[st5[jb]]) if jb >= 0 else None,
+            brief_gateway=int(leng[jg]) if jg >= 0 else 0, brief_gateway_at=float(th[stg[jg]]) if jg >= 0 else None,
+            outages=int((~brief5).sum()), peak_rps=int(counts.max()), rps=float((b - a) / max(len(counts), 1)),
             time_to={k: float(burst_t[k - 1] - burst_t[0]) for k in range(1, l5 + 1)} if l5 <= 64 else
             _sparse_time_to(burst_t),
         ))
-        _ = s5
     return out
 
 
 def _sparse_time_to(burst_t: np.ndarray) -> dict[int, float]:
     ks = sorted({*range(1, 65), len(burst_t)})
     return {k: float(burst_t[k - 1] - burst_t[0]) for k in ks if k <= len(burst_t)}
-
-
-def _longest_run(flag: np.ndarray) -> tuple[int, int, int]:
-    """(length, start index, number of runs) of the longest run of True."""
-    import numpy as np
-
-    if not flag.any():
-        return 0, 0, 0
-    padded = np.r_[False, flag, False].astype(np.int8)
-    d = np.diff(padded)
-    starts, ends = np.flatnonzero(d == 1), np.flatnonzero(d == -1)
-    lengths = ends - starts
-    j = int(np.argmax(lengths))
-    return int(lengths[j]), int(starts[j]), len(starts)
 
 
 def gap_p99(start_by_caller: list[np.ndarray]) -> float | None:
