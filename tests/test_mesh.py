@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import threading
+import time
 from collections import Counter
 from pathlib import Path
 
@@ -271,3 +272,89 @@ def test_mesh_logs_and_traces_join(tmp_path, envoy_bin):
         services = {svc for svc, _ in spans}
         assert {"istio-ingressgateway.istio-system", "frontend.default", "reviews.default", "ratings.default",
                 "frontend", "reviews", "ratings"} <= services
+
+
+# ---- resilience features as Envoy enforces them ----------------------------------------------
+
+def _quiet(services: dict, **extra) -> dict:
+    """A topology without tracing (faster) writing JSON and TEXT access logs."""
+    return {"gateway": {"service": next(iter(services))},
+            "telemetry": {"access_logs": ["json", "text"], "tracing": False, "app_spans": False},
+            "services": services, **extra}
+
+
+@pytest.mark.envoy
+def test_local_rate_limit_gives_429_rl(tmp_path, envoy_bin):
+    topo = _quiet({"api": {"rate_limit": {"max_tokens": 20, "tokens_per_fill": 20, "fill_interval": "60s"}}})
+    with Mesh(topo, tmp_path / "m") as mesh:
+        result = mesh.drive(requests=50, concurrency=4)
+        mesh.flush_telemetry()
+        stats = mesh.select("api")[0].envoy.stats("rate_limit")
+        logs = {f.role: _lines(f.path) for f in mesh.access_logs("json")}
+    assert result.by_code == {200: 20, 429: 30}
+    inbound = Counter((r["response_code"], r["response_flags"]) for r in logs["sidecar"])
+    assert inbound == {(200, "-"): 20, (429, "RL"): 30}
+    assert Counter(r["response_code"] for r in logs["gateway"]) == {200: 20, 429: 30}
+    assert stats["http_local_rate_limiter.http_local_rate_limit.rate_limited"] == 30
+
+
+@pytest.mark.envoy
+def test_circuit_breaker_overflow_gives_503_uo(tmp_path, envoy_bin):
+    topo = _quiet({"api": {"faults": {"latency_ms": 150},
+                           "traffic_policy": {"connectionPool": {"tcp": {"maxConnections": 2},
+                                                                 "http": {"http1MaxPendingRequests": 1,
+                                                                          "http2MaxRequests": 2}}}}})
+    with Mesh(topo, tmp_path / "m") as mesh:
+        result = mesh.drive(requests=60, concurrency=12)
+        mesh.flush_telemetry()
+        stats = mesh.gateway.envoy.stats("outbound.9080..api")
+        gw = _lines(mesh.access_logs("json")[0].path)
+    uo = sum(1 for r in gw if r["response_flags"] == "UO")
+    assert uo > 0 and result.by_code.get(503, 0) == uo
+    assert all(r["response_code"] == 503 for r in gw if r["response_flags"] == "UO")
+    prefix = "cluster.outbound|9080||api.default.svc.cluster.local."
+    overflow = stats.get(prefix + "upstream_rq_pending_overflow", 0)
+    assert overflow == uo, {k: v for k, v in stats.items() if "overflow" in k}
+
+
+@pytest.mark.envoy
+def test_outlier_detection_ejects_failing_host(tmp_path, envoy_bin):
+    topo = _quiet({
+        "front": {"calls": [{"host": "api"}]},
+        "api": {"versions": {"v1": {"replicas": 2, "hosts": {"0": {"fail": True}}}},
+                "traffic_policy": {"outlierDetection": {"consecutive5xxErrors": 3, "interval": "1s",
+                                                        "baseEjectionTime": "60s", "maxEjectionPercent": 50}}},
+    })
+    with Mesh(topo, tmp_path / "m") as mesh:
+        first = mesh.drive(requests=30, concurrency=1)
+        # Envoy merges host-health changes into the load balancer within update_merge_window (1 s default).
+        time.sleep(1.2)
+        second = mesh.drive(requests=30, concurrency=1)
+        mesh.flush_telemetry()
+        front = next(f for f in mesh.access_logs("json") if f.app == "front")
+        stats = mesh.select("front")[0].envoy.stats("outlier_detection")
+        bad = mesh.select("api:0")[0]
+    rows = [r for r in _lines(front.path) if r["upstream_cluster"].startswith("outbound")]
+    failed = [r for r in rows if r["response_code"] == 503]
+    assert first.by_code[502] >= 3 and {r["upstream_host"] for r in failed} == {f"127.0.0.1:{bad.inbound_port}"}
+    assert second.by_code == {200: 30}  # the ejected host gets nothing any more (no panic routing)
+    prefix = "cluster.outbound|9080||api.default.svc.cluster.local.outlier_detection."
+    assert stats[prefix + "ejections_enforced_consecutive_5xx"] == 1
+
+
+@pytest.mark.envoy
+def test_faults_change_live_and_down_host(tmp_path, envoy_bin):
+    topo = _quiet({"api": {"versions": {"v1": {}, "v2": {"faults": {"down": True}}}, "weights": {"v1": 50, "v2": 50}}})
+    with Mesh(topo, tmp_path / "m") as mesh:
+        first = mesh.drive(requests=40, concurrency=2)
+        mesh.set_faults("api-v1", {"error_rate": 1.0, "error_code": 500})
+        second = mesh.drive(requests=40, concurrency=2)
+        mesh.flush_telemetry()
+        logs = {f.workload: _lines(f.path) for f in mesh.access_logs("json")}
+    # v2's app refuses connections: its sidecar answers 503 UF (upstream connection failure)
+    assert first.by_code[200] + first.by_code[503] == 40 and first.by_code[503] > 5
+    uf = [r for r in logs["api-v2"] if r["response_flags"] == "UF"]
+    assert len(uf) == first.by_code[503] + second.by_code[503]
+    assert {r["upstream_cluster"] for r in uf} == {"inbound|9080||"}
+    assert set(second.by_code) == {500, 503}  # v1 now answers 500 on every request
+    assert {r["response_code"] for r in logs["api-v1"]} == {200, 500}
