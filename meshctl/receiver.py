@@ -144,6 +144,7 @@ class ReceiverStats:
     traces: SignalCounts = field(default_factory=SignalCounts)
     logs: SignalCounts = field(default_factory=SignalCounts)
     metrics: SignalCounts = field(default_factory=SignalCounts)
+    http_chunked: int = 0  # HTTP requests whose body came chunked (Envoy's OTLP/HTTP exporter)
 
 
 class OTLPReceiver:
@@ -360,6 +361,8 @@ class _OTLPHTTPHandler(BaseHTTPRequestHandler):
     def _read_body(self) -> bytes:
         te = (self.headers.get("Transfer-Encoding") or "").lower()
         if "chunked" in te:
+            with self.receiver._cond:
+                self.receiver.stats.http_chunked += 1
             chunks, total = [], 0
             while True:
                 size_line = self.rfile.readline(1024)
