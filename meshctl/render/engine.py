@@ -185,11 +185,18 @@ class Engine:
                 engine._check(source, filename or template)
                 return source, filename, uptodate
 
+        from jinja2 import Undefined
+
+        def finalize(value: Any) -> str:
+            if isinstance(value, Undefined):
+                str(value)  # StrictUndefined raises UndefinedError naming the variable
+            return encode_node(value)
+
         self.env = SandboxedEnvironment(
             loader=_Loader([str(d) for d in dirs]),
             undefined=StrictUndefined,
             autoescape=False,
-            finalize=encode_node,
+            finalize=finalize,
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=True,

@@ -164,7 +164,7 @@ def render_linkerd(values: Mapping[str, Any]) -> RenderResult:
                 obj, f"kubectl -n {ns} patch {kind}/{name} --type merge --patch-file FILE",
                 "proxy annotations on the pod template (the patch restarts the workload's pods)" +
                 ("\n" + comments if comments and not v["tracing"] else ""),
-                target="kubectl-patch", filename=f"{name}-annotations-patch.yaml"))
+                target="kubectl-patch", filename=f"{name}-annotations-patch.yaml", validate_as="pod-template-patch"))
         else:
             obj = render_documents("linkerd/namespace-annotations.yaml.j2", {"namespace": ns, "annotations": annotations})[0]
             result.resources.append(Rendered(

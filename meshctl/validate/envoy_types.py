@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import importlib
 import re
+import warnings
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -97,7 +98,10 @@ def resolve_type(full_name: str) -> type | None:
     if not package or not msg:
         return None
     try:
-        module = importlib.import_module("envoy_data_plane." + ".".join(package))
+        with warnings.catch_warnings():
+            # some generated modules trip pydantic deprecation warnings on import; not ours to fix
+            warnings.simplefilter("ignore", DeprecationWarning)
+            module = importlib.import_module("envoy_data_plane." + ".".join(package))
     except ImportError:
         return None
     return default_message_pool.url_to_type.get(url) or getattr(module, "".join(msg), None)

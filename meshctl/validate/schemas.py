@@ -25,7 +25,8 @@ from meshctl.validate.problems import ERROR, WARNING, Problem, json_path, object
 MESH_CONFIG = ("", "MeshConfig")
 
 # Where mesh config sits in documents that are not Kubernetes resources of their own.
-VALIDATE_AS = ("istiod-values", "mesh-config", "linkerd-control-plane-values", "linkerd-jaeger-values")
+VALIDATE_AS = ("istiod-values", "mesh-config", "linkerd-control-plane-values", "linkerd-jaeger-values",
+               "pod-template-patch")
 
 
 class SchemaStore:
@@ -143,6 +144,12 @@ class SchemaStore:
             if not isinstance(obj, Mapping):
                 return [Problem(name, "$", "Helm values must be a mapping", "schema")]
             return self._validate_key(MESH_CONFIG, obj.get("meshConfig") or {}, name, ["meshConfig"])
+        if validate_as == "pod-template-patch":
+            ann = ((((obj or {}).get("spec") or {}).get("template") or {}).get("metadata") or {}).get("annotations")
+            if set(obj or {}) != {"spec"} or not isinstance(ann, Mapping):
+                return [Problem(name, "$", "expected {spec: {template: {metadata: {annotations: ...}}}}", "schema")]
+            return [Problem(name, json_path(["spec", "template", "metadata", "annotations", k]), "values must be strings",
+                            "schema") for k, v in ann.items() if not isinstance(v, str)]
         if validate_as in ("linkerd-control-plane-values", "linkerd-jaeger-values"):
             chart = validate_as.removesuffix("-values")
             return self.check_chart_values(chart, obj, name)
