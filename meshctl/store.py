@@ -96,13 +96,14 @@ class Dataset:
         return self
 
     # ---- writing -------------------------------------------------------------------------
-    def _existing_keys(self) -> set[int]:
+    def _existing_keys(self):
+        """Dedup keys of every stored row, as a sorted numpy uint64 array (8 bytes a row)."""
+        import numpy as np
         import pyarrow.parquet as pq
 
-        keys: set[int] = set()
-        for part in sorted(self.requests_dir.glob("*.parquet")):
-            keys.update(pq.read_table(part, columns=["_key"]).column("_key").to_numpy().tolist())
-        return keys
+        arrays = [pq.read_table(part, columns=["_key"]).column("_key").to_numpy()
+                  for part in sorted(self.requests_dir.glob("*.parquet"))]
+        return np.unique(np.concatenate(arrays)) if arrays else np.empty(0, dtype=np.uint64)
 
     def append(
         self,
@@ -121,8 +122,8 @@ class Dataset:
         self.requests_dir.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S")
         collection_id = uuid.uuid4().hex[:10]
-        seen = self._existing_keys() if dedup else set()
-        result = AppendResult(rows=0, duplicates=0, rejected=len(rejects))
+        seen = self._existing_keys() if dedup else np.empty(0, dtype=np.uint64)
+        result = AppendResult(rows=0, duplicates=0, rejected=0)
         for i, tbl in enumerate(tables):
             if tbl.num_rows == 0:
                 continue
@@ -134,14 +135,16 @@ class Dataset:
                 _, first_idx = np.unique(np_keys, return_index=True)
                 keep = np.zeros(len(np_keys), dtype=bool)
                 keep[first_idx] = True
-                if seen:
-                    keep &= ~np.isin(np_keys, np.fromiter(seen, dtype=np.uint64, count=len(seen)))
+                if len(seen):
+                    pos = np.minimum(np.searchsorted(seen, np_keys), len(seen) - 1)
+                    keep &= seen[pos] != np_keys
                 dropped = int((~keep).sum())
                 if dropped:
                     mask = pa.array(keep)
                     tbl, keys = tbl.filter(mask), pc.filter(keys, mask)
                 result.duplicates += dropped
-                seen.update(keys.to_numpy().tolist())
+                # Both runs are sorted: the stable (merge) sort joins them in linear time.
+                seen = np.sort(np.concatenate([seen, np.sort(keys.to_numpy())]), kind="stable")
             if tbl.num_rows == 0:
                 continue
             part = self.requests_dir / f"part-{stamp}-{collection_id}-{i:05d}.parquet"
@@ -150,6 +153,8 @@ class Dataset:
             tmp.rename(part)  # readers never see half-written parts
             result.rows += tbl.num_rows
             result.parts.append(part.name)
+        # Counted after the tables were consumed: a streaming caller fills `rejects` while it yields tables.
+        result.rejected = len(rejects)
         if rejects:
             self.rejects_dir.mkdir(parents=True, exist_ok=True)
             with open(self.rejects_dir / f"rejects-{stamp}-{collection_id}.jsonl", "w", encoding="utf-8") as f:

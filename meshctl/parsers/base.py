@@ -40,6 +40,8 @@ class ParseResult:
     table: pa.Table
     rejects: list[Reject] = field(default_factory=list)
     lines: int = 0
+    ignored: int = 0  # records read that are neither rows nor rejects (blank lines, a proxy's own log lines)
+    format: str | None = None  # the format that was read (as detected by `--format auto`)
 
     @property
     def rows(self) -> int:

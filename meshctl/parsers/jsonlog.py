@@ -1,0 +1,208 @@
+"""JSON-lines access logs: Istio's JSON encoding, Envoy `json_format` logs, Linkerd's JSON log.
+
+The vectorized path reads a whole block with `pyarrow.json.read_json` using an explicit schema of
+only the keys meshctl maps (everything else is skipped by the reader). The schema is learnt from
+the first lines of the file (Istio ≥ 1.x writes typed values: numbers and `null`; older proxies and
+custom formats write every value as a string) and adapts when a later block changes a key's type.
+A block that still does not read (a truncated object, binary garbage, a text line in the middle)
+is read line by line with `json.loads`; only its bad lines are rejected.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import TYPE_CHECKING, Any
+
+from meshctl.parsers.fields import (
+    DIRECT_KEYS,
+    ISTIO_JSON_KEYS,
+    LINKERD_JSON_FIELDS,
+    Field,
+    json_key_field,
+)
+from meshctl.parsers.text import BlockFailed, BlockRaw, LineError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import pyarrow as pa
+
+_CHANGED = re.compile(r"Column\(/([^)/]*)[^)]*\) changed from (\w+) to (\w+)")
+PEER_KEYS = {"upstream_peer": "destination", "downstream_peer": "source",
+             "wasm.upstream_peer": "destination", "wasm.downstream_peer": "source"}
+
+
+def istio_json_fields() -> dict[str, Field]:
+    out: dict[str, Field] = {}
+    for key in list(ISTIO_JSON_KEYS) + list(DIRECT_KEYS):
+        f = json_key_field(key)
+        if f is not None:
+            out[key] = f
+    for key, side in PEER_KEYS.items():
+        out[key] = Field(side, "peer")
+    return out
+
+
+class JsonFormat:
+    """A JSON-lines format: key → Field."""
+
+    kind = "access_log"
+
+    def __init__(self, name: str, fields: dict[str, Field], constants: dict[str, str] | None = None,
+                 signature: tuple[str, ...] = ()) -> None:
+        self.name = name
+        self.fields = fields
+        self.constants = constants or {}
+        self.signature = signature  # keys whose presence identifies the format
+        self._types: dict[str, pa.DataType] | None = None
+
+    def field_of(self, key: str) -> Field | None:
+        return self.fields.get(key)
+
+    def score(self, lines: list[str]) -> float:
+        if not lines:
+            return 0.0
+        hits = 0
+        for ln in lines:
+            try:
+                obj = json.loads(ln)
+            except ValueError:
+                continue
+            if isinstance(obj, dict):
+                keys = set(obj)
+                if self.signature and not keys.intersection(self.signature):
+                    continue
+                # The share of the object's keys this format knows: Linkerd and Istio logs share
+                # a few names (method, user_agent), not most of them.
+                hits += len(keys.intersection(self.fields)) / max(len(keys), 1)
+        return hits / len(lines)
+
+    # ---- per line -----------------------------------------------------------------------
+    def parse_line(self, line: bytes) -> list[dict[str, Any]]:
+        try:
+            obj = json.loads(line)
+        except UnicodeDecodeError as exc:
+            raise LineError(f"not UTF-8 text (byte {exc.start}); wrong encoding or binary data") from None
+        except ValueError as exc:
+            text = line[:1].decode("latin-1")
+            what = "truncated or malformed JSON" if text == "{" else "not JSON"
+            raise LineError(f"{what}: {exc}") from None
+        if not isinstance(obj, dict):
+            raise LineError(f"JSON value is a {type(obj).__name__}, not an object")
+        out: dict[str, Any] = {}
+        for key in self.fields:
+            if key not in obj:
+                continue
+            v = obj[key]
+            f = self.fields[key]
+            if isinstance(v, (dict, list)):
+                if f.kind != "peer":
+                    raise LineError(f"{key} is a JSON {type(v).__name__}, not a value", field=key)
+                v = json.dumps(v)
+            elif isinstance(v, bool):
+                v = "true" if v else "false"
+            elif v is not None and not isinstance(v, str):
+                v = repr(v) if isinstance(v, float) else str(v)
+            out[key] = v
+        return [out]
+
+    # ---- vectorized -----------------------------------------------------------------------
+    def _learn(self, data: bytes) -> dict[str, pa.DataType]:
+        """Key types from the first lines of the file (typed or all-string encodings)."""
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        head = data[: 1 << 16]
+        head = head[: head.rfind(b"\n") + 1]
+        types: dict[str, pa.DataType] = {}
+        try:
+            tbl = pj.read_json(pa.BufferReader(head), read_options=pj.ReadOptions(use_threads=False))
+            for name in tbl.column_names:
+                if name in self.fields:
+                    types[name] = _storage_type(tbl.schema.field(name).type, self.fields[name])
+        except (pa.ArrowInvalid, ValueError):
+            pass
+        for key in self.fields:
+            types.setdefault(key, pa.string())
+        return types
+
+    def parse_block(self, data: bytes, count: int) -> BlockRaw:
+        import numpy as np
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        if self._types is None:
+            self._types = self._learn(data)
+        for _attempt in range(4):
+            schema = pa.schema([(k, t) for k, t in self._types.items()])
+            try:
+                tbl = pj.read_json(
+                    pa.BufferReader(data),
+                    read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                    parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
+                )
+            except pa.ArrowInvalid as exc:
+                m = _CHANGED.search(str(exc))
+                if m and m.group(1) in self._types and self._adapt(m.group(1), m.group(3)):
+                    continue
+                raise BlockFailed(str(exc)) from exc
+            if tbl.num_rows != count:
+                raise BlockFailed("JSON rows do not match lines")
+            columns = {k: tbl.column(k).combine_chunks() for k in tbl.column_names}
+            return BlockRaw(columns, np.arange(count, dtype=np.int64))
+        raise BlockFailed("JSON value types keep changing")
+
+    def _adapt(self, key: str, new: str) -> bool:
+        import pyarrow as pa
+
+        assert self._types is not None
+        target = {"number": pa.float64(), "string": pa.string(), "boolean": pa.bool_()}.get(new)
+        if target is None or self._types[key].equals(target):
+            return False
+        self._types[key] = target
+        return True
+
+
+def _storage_type(t: pa.DataType, f: Field) -> pa.DataType:
+    import pyarrow as pa
+
+    if pa.types.is_integer(t) or pa.types.is_floating(t):
+        return pa.float64()
+    if pa.types.is_boolean(t):
+        return pa.bool_()
+    if pa.types.is_struct(t) and f.kind == "peer":
+        return t
+    return pa.string()
+
+
+def istio_json() -> JsonFormat:
+    return JsonFormat("istio-json", istio_json_fields(),
+                      signature=("start_time", "response_code", "upstream_cluster", "upstream_host", "authority",
+                                 "method", "path", "duration", "request_id", "response_flags"))
+
+
+def linkerd_json() -> JsonFormat:
+    return JsonFormat("linkerd-json", dict(LINKERD_JSON_FIELDS), {"direction": "inbound"},
+                      signature=("client.addr", "total_ns", "processing_ns"))
+
+
+def json_format_from_dict(spec: dict[str, Any], name: str = "envoy-json") -> JsonFormat:
+    """A custom Envoy `json_format` (key → "%OPERATOR%") as a JSON-lines format."""
+    from meshctl.errors import InputError
+    from meshctl.parsers.envoy_format import tokenize
+
+    fields: dict[str, Field] = {}
+    for key, value in spec.items():
+        if isinstance(value, dict):
+            continue
+        if not isinstance(value, str):
+            continue
+        ops = [p for p in tokenize(value) if not isinstance(p, str)]
+        f = ops[0].field if len(ops) == 1 else None
+        if f is None:
+            f = json_key_field(key)
+        if f is not None:
+            fields[key] = f
+    if not fields:
+        raise InputError("the JSON format has no key meshctl can map to the requests table",
+                         field="--log-format-string")
+    return JsonFormat(name, fields)
