@@ -1,0 +1,296 @@
+"""`meshctl demo` as a library: render -> run a real mesh -> drive a canary -> collect -> graph -> canary -> suggest.
+
+Every stage calls the library that owns it (render: `meshctl.render`; collect: `meshctl.ingest` and the
+trace parsers; graph: `analyzers.graph` + `meshctl.reports`; canary: `analyzers.canary` + its report
+writers; suggest: `analyzers.suggest`). A stage whose library is not installed is reported as
+missing, never faked. `run_demo(DemoOptions(...), reporter)` returns a `DemoResult`; the command
+(`meshctl/commands/demo.py`) only draws progress and prints the summary.
+
+Output folder (default ./meshctl-demo/):
+
+    rendered/        envoyfilters.yaml (what the proxies ran), telemetry.yaml + istio-operator.yaml
+                     (the same telemetry for the Telemetry API)
+    mesh/            logs/<pod>.json.log|text.log, otlp/traces.jsonl, mesh.json, envoy/ (bootstraps, logs)
+    data/            the requests table (Parquet dataset)
+    graph.svg, graph.html, graph.json
+    canary.md, canary.json, canary.svg
+    suggestions.yaml
+    summary.json
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from meshctl.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, MeshctlError
+
+DEMO_TOPOLOGY = Path(__file__).with_name("demo-topology.yaml")
+CANARY_SERVICE = "reviews"
+CANARY_FAULT = {"error_rate": 0.05, "error_code": 503}
+VERDICT_EXIT = {"pass": EXIT_OK, "fail": EXIT_FAIL, "marginal": EXIT_INCONCLUSIVE, "inconclusive": EXIT_INCONCLUSIVE}
+
+
+@dataclass
+class DemoOptions:
+    out_dir: Path = Path("meshctl-demo")
+    healthy: bool = False
+    requests: int = 1500
+    concurrency: int = 8
+    topology: Path | None = None      # default: the packaged demo topology
+    duration: float = 90.0             # cap on the traffic phase
+
+
+@dataclass
+class Stage:
+    name: str
+    title: str
+    owner: str                          # the library (and helper area) the stage calls
+    status: str = "pending"             # pending | running | ok | missing | failed | skipped
+    seconds: float = 0.0
+    detail: str = ""
+    files: list[Path] = field(default_factory=list)
+
+
+@dataclass
+class DemoResult:
+    out_dir: Path
+    stages: list[Stage]
+    healthy: bool
+    verdict: str | None = None
+    score: float | None = None
+    traffic: Any = None
+    edges: list[tuple[str, str, dict[str, Any]]] = field(default_factory=list)
+    canary: Any = None
+    suggestions: Any = None
+    seconds: float = 0.0
+
+    @property
+    def exit_code(self) -> int:
+        if self.verdict is None:
+            return EXIT_INCONCLUSIVE
+        return VERDICT_EXIT.get(self.verdict, EXIT_INCONCLUSIVE)
+
+    def stage(self, name: str) -> Stage:
+        return next(s for s in self.stages if s.name == name)
+
+
+class Reporter:
+    """Progress callbacks (the command draws them with rich); the default does nothing."""
+
+    def stage_started(self, stage: Stage) -> None: ...
+
+    def stage_finished(self, stage: Stage) -> None: ...
+
+    def traffic(self, done: int, total: int, errors: int) -> None: ...
+
+
+STAGES = [
+    ("render", "Render telemetry config", "meshctl.render"),
+    ("mesh", "Start the mesh", "meshctl.mesh"),
+    ("traffic", "Drive canary traffic", "meshctl.mesh.traffic"),
+    ("flush", "Flush spans, stop the mesh", "meshctl.mesh"),
+    ("collect", "Collect logs and spans", "meshctl.ingest"),
+    ("graph", "Service graph", "analyzers.graph"),
+    ("canary", "Judge the canary", "analyzers.canary"),
+    ("suggest", "Suggest limits", "analyzers.suggest"),
+]
+
+
+class _Missing(Exception):
+    """A stage's library is not available."""
+
+
+def _require(*modules: str) -> None:
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        raise _Missing(f"{', '.join(missing)} not available")
+
+
+def run_demo(opts: DemoOptions, reporter: Reporter | None = None) -> DemoResult:
+    from meshctl.mesh import Mesh, load_topology
+
+    rep = reporter or Reporter()
+    out = Path(opts.out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    result = DemoResult(out_dir=out, stages=[Stage(n, t, o) for n, t, o in STAGES], healthy=opts.healthy)
+    t_start = time.monotonic()
+    topo = load_topology(opts.topology or DEMO_TOPOLOGY)
+    if not opts.healthy:
+        svc = topo.service(CANARY_SERVICE)
+        v2 = svc.version("v2")
+        v2.faults = v2.faults.merged(CANARY_FAULT)
+    ctx: dict[str, Any] = {"topology": topo}
+
+    def run(name: str, fn: Callable[[Stage], None]) -> bool:
+        stage = result.stage(name)
+        stage.status = "running"
+        rep.stage_started(stage)
+        t0 = time.monotonic()
+        try:
+            fn(stage)
+            stage.status = "ok"
+        except _Missing as exc:
+            stage.status, stage.detail = "missing", str(exc)
+        except MeshctlError as exc:
+            stage.status, stage.detail = "failed", str(exc)
+        except (KeyboardInterrupt, SystemExit):
+            stage.status, stage.detail = "failed", "interrupted"
+            stage.seconds = time.monotonic() - t0
+            rep.stage_finished(stage)
+            raise
+        except Exception as exc:  # a stage's bug must not hide the others' results
+            stage.status, stage.detail = "failed", f"{type(exc).__name__}: {exc}"
+        stage.seconds = time.monotonic() - t0
+        rep.stage_finished(stage)
+        return stage.status == "ok"
+
+    def skip(name: str, why: str) -> None:
+        stage = result.stage(name)
+        stage.status, stage.detail = "skipped", why
+        rep.stage_finished(stage)
+
+    run("render", lambda st: _render(st, topo, out))
+    mesh = Mesh(topo, out / "mesh")
+    try:
+        if run("mesh", lambda st: _start(st, mesh)):
+            run("traffic", lambda st: _traffic(st, mesh, opts, rep, result))
+            run("flush", lambda st: _flush(st, mesh))
+        else:
+            for n in ("traffic", "flush"):
+                skip(n, "the mesh did not start")
+    finally:
+        mesh.stop()
+    have_traffic = result.stage("traffic").status == "ok"
+    if have_traffic and run("collect", lambda st: _collect(st, mesh, out, ctx)):
+        run("graph", lambda st: _graph(st, out, ctx, result))
+        run("canary", lambda st: _canary(st, out, ctx, result))
+        run("suggest", lambda st: _suggest(st, out, ctx, result))
+    else:
+        why = "no traffic" if not have_traffic else "nothing collected"
+        for n in ("collect", "graph", "canary", "suggest"):
+            if result.stage(n).status == "pending":
+                skip(n, why)
+    result.seconds = time.monotonic() - t_start
+    _write_summary(result)
+    return result
+
+
+# ---- stages -----------------------------------------------------------------------------------
+
+def _render(stage: Stage, topo: Any, out: Path) -> None:
+    _require("meshctl.render", "meshctl.envoyfilter")
+    from meshctl.mesh.telemetry import COLLECTOR_PORTS, render_envoyfilters
+    from meshctl.output import dump_yaml_stream
+    from meshctl.render.istio import render_istio
+
+    tel = topo.telemetry
+    rdir = out / "rendered"
+    rdir.mkdir(parents=True, exist_ok=True)
+    efs = render_envoyfilters(tel)
+    path = rdir / "envoyfilters.yaml"
+    path.write_text(dump_yaml_stream([r.obj for r in efs], [r.comment_text() for r in efs]), encoding="utf-8")
+    stage.files.append(path)
+    # The same telemetry through the Telemetry API (what a cluster on Istio >= 1.22 should apply instead).
+    tele = render_istio({"collector": f"{tel.collector_service}:{COLLECTOR_PORTS[tel.otlp_protocol]}",
+                         "protocol": tel.otlp_protocol, "sampling": float(tel.sampling),
+                         "accessLog": "otlp" if tel.otel_access_log else "file-json"})
+    path = rdir / "telemetry.yaml"
+    path.write_text(dump_yaml_stream([r.obj for r in tele.resources], [r.comment_text() for r in tele.resources]),
+                    encoding="utf-8")
+    stage.files.append(path)
+    for side in tele.side:
+        p = rdir / (side.filename or "mesh-config.yaml")
+        p.write_text(dump_yaml_stream([side.obj], [side.comment_text()]), encoding="utf-8")
+        stage.files.append(p)
+    stage.detail = f"{len(efs)} EnvoyFilters applied to the proxies; Telemetry API variant alongside"
+
+
+def _start(stage: Stage, mesh: Any) -> None:
+    mesh.start()
+    n_sidecars = len(mesh.pods)
+    stage.detail = f"{n_sidecars} sidecars + gateway, {len(mesh.standins)} external stand-in(s), OTLP receiver"
+    stage.files.append(mesh.workdir / "mesh.json")
+
+
+def _traffic(stage: Stage, mesh: Any, opts: DemoOptions, rep: Reporter, result: DemoResult) -> None:
+    import threading
+
+    lock = threading.Lock()
+    counts = {"done": 0, "errors": 0}
+
+    def on_response(i: int, status: int, ms: float) -> None:
+        with lock:
+            counts["done"] += 1
+            counts["errors"] += int(status == 0 or status >= 500)
+            done, errors = counts["done"], counts["errors"]
+        if done % 25 == 0 or done == opts.requests:
+            rep.traffic(done, opts.requests, errors)
+
+    host = mesh.topology.gateway.hosts[0] if mesh.topology.gateway.hosts[0] != "*" else "shop.example.com"
+    paths = ["/productpage", "/productpage?u=normal", "/api/v1/products/0", "/api/v1/products/1"]
+    traffic = mesh.drive(requests=opts.requests, concurrency=opts.concurrency, duration=opts.duration,
+                         paths=paths, headers={"host": host, "user-agent": "meshctl-demo/1"}, on_response=on_response)
+    result.traffic = traffic
+    codes = ", ".join(f"{c}: {n}" for c, n in sorted(traffic.by_code.items()))
+    stage.detail = f"{traffic.sent} requests in {traffic.seconds:.1f}s ({traffic.rps:.0f}/s); {codes}"
+    if traffic.requests == 0:
+        raise MeshctlError("no request got an answer through the gateway")
+
+
+def _flush(stage: Stage, mesh: Any) -> None:
+    ok = mesh.flush_telemetry(timeout=15)
+    rx = mesh.receiver
+    stage.detail = (f"{rx.stats.traces.items} spans received" if rx else "no receiver") + ("" if ok else " (timed out)")
+    mesh.stop()
+    stage.files += [f.path for f in mesh.access_logs()]
+    if rx:
+        stage.files.append(rx.traces_path)
+
+
+def _collect(stage: Stage, mesh: Any, out: Path, ctx: dict[str, Any]) -> None:
+    _require("meshctl.ingest")
+    raise _Missing("meshctl.ingest (collect) integration pending")
+
+
+def _graph(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> None:
+    _require("analyzers.graph", "meshctl.reports")
+    raise _Missing("graph integration pending")
+
+
+def _canary(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> None:
+    _require("analyzers.canary", "meshctl.reports")
+    raise _Missing("canary integration pending")
+
+
+def _suggest(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> None:
+    _require("analyzers.suggest")
+    raise _Missing("suggest integration pending")
+
+
+def _write_summary(result: DemoResult) -> None:
+    doc = {
+        "verdict": result.verdict, "score": result.score, "exit_code": result.exit_code,
+        "scenario": "healthy canary" if result.healthy else "faulty canary (reviews v2: 5% 503)",
+        "seconds": round(result.seconds, 1),
+        "stages": [{"name": s.name, "status": s.status, "seconds": round(s.seconds, 2), "detail": s.detail,
+                    "files": [str(f) for f in s.files]} for s in result.stages],
+    }
+    if result.traffic is not None:
+        t = result.traffic
+        doc["traffic"] = {"requests": t.sent, "by_code": {str(k): v for k, v in sorted(t.by_code.items())},
+                          "failures": t.failures, "seconds": round(t.seconds, 2), "p50_ms": t.percentile(50),
+                          "p99_ms": t.percentile(99)}
+    if result.edges:
+        doc["edges"] = [{"source": a, "destination": b, **{k: v for k, v in d.items() if _plain(v)}}
+                        for a, b, d in result.edges]
+    (result.out_dir / "summary.json").write_text(json.dumps(doc, indent=1, default=str), encoding="utf-8")
+
+
+def _plain(v: Any) -> bool:
+    return isinstance(v, (str, int, float, bool)) or v is None
