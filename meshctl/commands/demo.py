@@ -116,7 +116,7 @@ def _print_summary(result: Any) -> None:
         for m in getattr(canary, "metrics", []):
             rows.append((m.name, m.classification, _num(getattr(m, "p_value", None))))
         if rows:
-            print_table(["metric", "classification", "p-value"], rows, title=f"canary reviews v1 -> v2")
+            print_table(["metric", "classification", "p-value"], rows, title="canary reviews v1 -> v2")
     failed = [s for s in result.stages if s.status not in ("ok",)]
     if failed:
         print_table(["stage", "status", "detail"], [(s.name, s.status, s.detail) for s in failed],
