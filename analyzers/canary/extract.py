@@ -38,7 +38,8 @@ BUILTINS: dict[str, MetricConfig] = {
         effect_size=EffectSize("difference", 0.005, 0.0, 0.005, 0.0),
         source=TableSource(events="error", aggregation="rate"),
         description="share of requests that failed: HTTP 5xx, gRPC status other than OK, Envoy failure flags "
-                    "(UF, UH, URX, UC, UO, UT, ...), or no response at all (code 0, unless the client went away)"),
+                    "(UF, UH, URX, UC, UO, UT, ...), no response at all (code 0, unless the client went away), "
+                    "or a span with status error"),
     "latency": MetricConfig(
         name="latency", kind="distribution", groups=("latency",), direction="increase",
         effect_size=EffectSize("meanRatio", 1.1, 1.0, 1.5, 1.0),
@@ -185,8 +186,8 @@ class View:
 
 
 def error_mask(cols: Any) -> np.ndarray:
-    """HTTP 5xx, gRPC non-OK, a failure response flag, or no response (code 0) unless the client
-    went away first (flag DC)."""
+    """HTTP 5xx, gRPC non-OK, a failure response flag, no response (code 0) unless the client went
+    away first (flag DC), or a trace-derived row whose span status is error."""
     code = cols.numeric("response_code")
     grpc = cols.numeric("grpc_status")
     fcodes, fvals = cols.codes("response_flags")
@@ -195,7 +196,8 @@ def error_mask(cols: Any) -> np.ndarray:
     client_gone = np.array(["DC" in s for s in flag_sets], dtype=bool)[fcodes]
     with np.errstate(invalid="ignore"):
         err = (code >= 500) | ((code == 0) & ~client_gone) | ((grpc > 0) & ~np.isnan(grpc))
-    return err | failing
+    span_error = cols.where("span_status", lambda v: v == "error")
+    return err | failing | span_error
 
 
 # ---- per-cohort samples and counts --------------------------------------------------------------
@@ -277,8 +279,9 @@ def interval_series(view: View, k: int, interval_s: float, aggregation: str, *, 
 
 # ---- figures for Flagger-style thresholds and the report ----------------------------------------
 
-def figures(view: View) -> dict[str, dict[str, float]]:
-    """error_rate, success_rate, latency_mean/p50/p90/p99, requests, rps per cohort."""
+def figures(view: View) -> tuple[dict[str, dict[str, float]], tuple[WeightedSample, WeightedSample]]:
+    """error_rate, success_rate, latency_mean/p50/p90/p99, requests, rps per cohort, and the two
+    latency samples."""
     dur = view.numeric("duration_ms")
     err = view.is_error()
     b, c = samples(view, dur, None, None)
@@ -301,4 +304,4 @@ def figures(view: View) -> dict[str, dict[str, float]]:
     total = out["baseline"]["requests"] + out["canary"]["requests"]
     for name in out:
         out[name]["traffic_share"] = out[name]["requests"] / total if total else math.nan
-    return out
+    return out, (b, c)

@@ -88,6 +88,9 @@ def resolve_kayenta(kmetrics: Sequence[KayentaMetric], arrays: Sequence[ArrayMet
                              must_have_data=mc.must_have_data, nan_strategy=mc.nan_strategy,
                              effect_size=mc.effect_size, outliers=mc.outliers, tolerance=mc.tolerance,
                              confidence=mc.confidence))
+    # Arrays the Kayenta config does not mention are judged with their own settings.
+    named = {km.config.name for km in kmetrics}
+    arr += [a for a in arrays if a.config.name not in named]
     return table, arr
 
 
@@ -256,7 +259,10 @@ def finish(cfg: JudgeConfig, results: list[MetricResult], thresholds: list[Thres
 def judge_arrays(cfg: JudgeConfig, metrics: Sequence[ArrayMetric]) -> JudgeResult:
     """Judge `--metrics` arrays (no requests table)."""
     results = [judge_array_metric(am, cfg) for am in metrics]
-    return finish(cfg, results, evaluate_thresholds(cfg.thresholds, None))
+    res = finish(cfg, results, evaluate_thresholds(cfg.thresholds, None))
+    res.kind = "metrics"
+    res.samples.update({am.config.name: (_floats(am.baseline), _floats(am.canary)) for am in metrics})
+    return res
 
 
 def judge(cfg: JudgeConfig, cohorts: Cohorts, *, table_metric_configs: Sequence[MetricConfig] | None = None,
@@ -267,7 +273,7 @@ def judge(cfg: JudgeConfig, cohorts: Cohorts, *, table_metric_configs: Sequence[
     mcs = list(table_metric_configs) if table_metric_configs is not None else table_metrics(cfg)
     results = [judge_table_metric(view, mc, cfg) for mc in mcs]
     results += [judge_array_metric(am, cfg) for am in arrays]
-    figs = figures(view)
+    figs, latency = figures(view)
     res = finish(cfg, results, evaluate_thresholds(cfg.thresholds, figs, labels), labels=labels)
     res.kind = kind
     res.notes = list(cohorts.notes)
@@ -277,6 +283,8 @@ def judge(cfg: JudgeConfig, cohorts: Cohorts, *, table_metric_configs: Sequence[
         "baseline": {**cohorts.baseline.as_dict(), **figs["baseline"]},
         "canary": {**cohorts.canary.as_dict(), **figs["canary"]},
     }
+    res.samples["latency"] = latency
+    res.samples.update({am.config.name: (_floats(am.baseline), _floats(am.canary)) for am in arrays})
     if routes:
         res.routes = route_breakdown(view, cfg, routes)
     _volume_notes(res, figs, labels)

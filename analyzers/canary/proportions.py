@@ -50,9 +50,7 @@ def two_proportion(e0: int, n0: int, e1: int, n1: int, confidence: float) -> Pro
     e = e0 + e1
     expected_min = min(e, n - e) * min(n0, n1) / n
     if expected_min < 5:
-        from scipy.stats import fisher_exact
-
-        p_value = float(fisher_exact([[e1, n1 - e1], [e0, n0 - e0]], alternative="two-sided")[1])
+        p_value = fisher_exact(e1, n1, e0, n0)
         method = "fisher"
     else:
         pbar = e / n
@@ -60,6 +58,33 @@ def two_proportion(e0: int, n0: int, e1: int, n1: int, confidence: float) -> Pro
         p_value = min(1.0, 2 * normal_sf(abs(d) / se)) if se > 0 else 1.0
         method = "z"
     return ProportionTest(p0, p1, d, max(-1.0, lower), min(1.0, upper), p_value, method)
+
+
+def fisher_exact(a: int, n_a: int, b: int, n_b: int) -> float:
+    """Two-sided Fisher exact test of a/n_a against b/n_b: the probability, under the hypergeometric
+    law of the first cell given the margins, of tables no more likely than the observed one
+    (relative slack 1e-7, as scipy and R)."""
+    import numpy as np
+
+    n = n_a + n_b
+    k = a + b  # events in total
+    lo, hi = max(0, n_a - (n - k)), min(k, n_a)
+    xs = np.arange(lo, hi + 1)
+    # log pmf by the ratio of consecutive terms, anchored at lo with lgamma.
+    log0 = (_lchoose(k, lo) + _lchoose(n - k, n_a - lo) - _lchoose(n, n_a))
+    if xs.size > 1:
+        x = xs[:-1].astype(np.float64)
+        ratios = np.log((k - x) * (n_a - x)) - np.log((x + 1) * (n - k - n_a + x + 1))
+        logp = log0 + np.concatenate(([0.0], np.cumsum(ratios)))
+    else:
+        logp = np.array([log0])
+    pmf = np.exp(logp - logp.max())
+    observed = pmf[a - lo]
+    return float(min(1.0, pmf[pmf <= observed * (1 + 1e-7)].sum() / pmf.sum()))
+
+
+def _lchoose(n: int, k: int) -> float:
+    return math.lgamma(n + 1) - math.lgamma(k + 1) - math.lgamma(n - k + 1)
 
 
 def power(p0: float, p1: float, n0: int, n1: int, confidence: float) -> float:

@@ -162,6 +162,8 @@ class JudgeResult:
     config: dict[str, Any] = field(default_factory=dict)
     kind: str = "canary"  # canary | bluegreen
     labels: tuple[str, str] = ("baseline", "canary")
+    # Raw material for plots (not part of the JSON): name -> (baseline, canary) WeightedSamples or arrays.
+    samples: dict[str, Any] = field(default_factory=dict, repr=False)
 
     def as_dict(self) -> dict[str, Any]:
         return _num({

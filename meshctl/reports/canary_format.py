@@ -1,0 +1,125 @@
+"""Formatting of canary results shared by the terminal, Markdown and JUnit writers."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+VERDICT_TEXT = {
+    "pass": "PASS",
+    "marginal": "MARGINAL",
+    "fail": "FAIL",
+    "inconclusive": "INCONCLUSIVE",
+}
+VERDICT_MEANING = {
+    "pass": "the canary is as good as the baseline on every judged metric",
+    "marginal": "the score is between the marginal and the pass threshold",
+    "fail": "the canary is worse than the baseline",
+    "inconclusive": "not enough data to judge: the rollout is not passed",
+}
+MARK = {"Pass": "✓", "High": "✗", "Low": "✗", "Nodata": "?", "NodataFailMetric": "✗", "Error": "!"}
+
+
+def _isnan(v: Any) -> bool:
+    return v is None or (isinstance(v, float) and math.isnan(v))
+
+
+def num(v: Any, digits: int = 4) -> str:
+    if _isnan(v):
+        return "–"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if v != 0 and (abs(v) >= 1e6 or abs(v) < 1e-3):
+        return f"{v:.{digits - 1}e}"
+    return f"{v:.{digits}g}"
+
+
+def pct(v: Any, digits: int = 3) -> str:
+    return "–" if _isnan(v) else f"{v * 100:.{digits}g}%"
+
+
+def label(m: Any) -> str:
+    text = m.classification
+    if m.critical:
+        text += " (critical)"
+    elif m.inconclusive:
+        text += " (underpowered)"
+    if m.muted:
+        text += " (report only)"
+    return text
+
+
+def value(m: Any, side: str) -> str:
+    d = m.baseline if side == "baseline" else m.canary
+    unit = f" {m.unit}" if m.unit and m.unit not in ("ratio",) else ""
+    if m.kind == "proportion":
+        if "rate" in d:
+            return f"{pct(d.get('rate'))} ({num(d.get('events', 0))}/{num(d.get('requests', 0))})"
+        return f"{pct(d.get('rate_overall'))} ({num(d.get('events', 0))}/{num(d.get('requests', 0))}), " \
+               f"mean per-interval {pct(d.get('mean'))}"
+    if m.kind == "quantile":
+        q = next((k for k in d if k.startswith("p") and k not in ("p50", "p90", "p99")), None)
+        key = q or next((k for k in ("p99", "p90", "p50") if m.name.endswith(k)), "p99")
+        if "overall_" + key in d:
+            return f"{key} {num(d.get('overall_' + key))}{unit} (per-interval mean {num(d.get('mean'))})"
+        return f"{key} {num(d.get(key))}{unit} (n {num(d.get('count', 0))})"
+    if m.kind == "distribution":
+        return f"mean {num(d.get('mean'))}{unit}, p50 {num(d.get('p50'))}, p99 {num(d.get('p99'))} " \
+               f"(n {num(d.get('count', 0))})"
+    return f"mean {num(d.get('mean'))}{unit} (n {num(d.get('count', 0))})"
+
+
+def effect(m: Any) -> str:
+    e = m.effect
+    if _isnan(e):
+        return f"{m.effect_measure} undefined"
+    if m.effect_measure == "meanRatio":
+        return f"×{e:.3g}"
+    if m.effect_measure == "cles":
+        return f"CLES {e:.3f}"
+    if m.kind == "proportion":
+        return f"{e * 100:+.3g} pp"
+    return f"{e:+.4g}{(' ' + m.unit) if m.unit and m.unit != 'ratio' else ''}"
+
+
+def ci(m: Any) -> str:
+    lo, hi = m.ci
+    if _isnan(lo) or _isnan(hi):
+        return "–"
+    if m.kind in ("proportion", "quantile") and m.test != "rank-sum":
+        return f"[{lo * 100:+.3g}, {hi * 100:+.3g}] pp"
+    unit = f" {m.unit}" if m.unit and m.unit != "ratio" else ""
+    return f"[{num(lo)}, {num(hi)}]{unit}"
+
+
+def p_value(m: Any) -> str:
+    p = m.p_value
+    if _isnan(p):
+        return "–"
+    return f"{p:.2e}" if p < 1e-3 else f"{p:.3g}"
+
+
+def power(m: Any) -> str:
+    if m.power is None or _isnan(m.power):
+        return "–"
+    return f"{m.power:.0%}"
+
+
+def cohort_line(result: Any, side: str) -> str:
+    c = result.cohorts.get(side, {})
+    label_ = result.labels[0] if side == "baseline" else result.labels[1]
+    sel = c.get("selector") or ("before the switch" if side == "baseline" else "after the switch")
+    parts = [f"{label_} ({sel}): {num(c.get('requests', 0))} requests"]
+    if c.get("requests"):
+        parts.append(f"{pct(c.get('error_rate'))} errors")
+        parts.append(f"p50 {num(c.get('latency_p50'))} ms, p99 {num(c.get('latency_p99'))} ms")
+        if not _isnan(c.get("rps")):
+            parts.append(f"{num(c.get('rps'))} rps")
+        parts.append(f"{pct(c.get('traffic_share'))} of traffic")
+    return ", ".join(parts)
+
+
+def title(result: Any) -> str:
+    what = {"canary": "Canary", "bluegreen": "Blue-green", "metrics": "Canary (metrics)"}.get(result.kind, "Canary")
+    svc = result.cohorts.get("service")
+    return f"{what} analysis{(' of ' + svc) if svc else ''}: {VERDICT_TEXT[result.verdict]}"
