@@ -337,10 +337,10 @@ def test_rendered_providers_have_the_shapes_of_istios_own_examples(oracles_dir):
     upstream_otel, upstream_als = set(), set()
     for f in ["docs/otel-tracing-grpc.iop.yaml", "docs/otel-tracing-http.iop.yaml", "docs/otel-accesslog-defaultproviders.iop.yaml",
               "repo/samples/open-telemetry/loki/iop.yaml"]:
-        for p in yaml.safe_load(open(ist / f))["spec"]["meshConfig"]["extensionProviders"]:
+        for p in yaml.safe_load(Path(ist / f).read_text())["spec"]["meshConfig"]["extensionProviders"]:
             upstream_otel |= _keys(p.get("opentelemetry", {}))
             upstream_als |= _keys(p.get("envoyOtelAls", {}))
-    extracted = yaml.safe_load(open(ist / "extracted/otelcollector-controlplane-values.yaml"))
+    extracted = yaml.safe_load(Path(ist / "extracted/otelcollector-controlplane-values.yaml").read_text())
     for p in extracted["meshConfig"]["extensionProviders"]:
         upstream_otel |= _keys(p.get("opentelemetry", {}))
     ours_otel, ours_als = set(), set()
@@ -354,7 +354,7 @@ def test_rendered_providers_have_the_shapes_of_istios_own_examples(oracles_dir):
     assert ours_otel <= upstream_otel, ours_otel - upstream_otel
     assert ours_als - {"logFormat.labels." + k for k in ("start_time",)} <= upstream_als | {
         k for k in ours_als if k.startswith("logFormat.labels.")}
-    tel = yaml.safe_load(open(ist / "docs/otel-tracing.telemetry.yaml"))
+    tel = yaml.safe_load(Path(ist / "docs/otel-tracing.telemetry.yaml").read_text())
     ours = render_istio({"sampling": 100, "customTags": {"my-attribute": {"literal": "default-value"}},
                          "providerName": "otel-tracing", "accessLog": "off"}).resources[0].obj
     assert ours["spec"]["tracing"] == tel["spec"]["tracing"]
@@ -374,7 +374,7 @@ def test_linkerd_values_match_upstream_tracing_values(oracles_dir):
           "collectorServiceAccount": "otel-collector-opentelemetry-collector"}),
     ]
     for f, values in cases:
-        want = {k: v for k, v in yaml.safe_load(open(ld / f)).items()}
+        want = {k: v for k, v in yaml.safe_load(Path(ld / f).read_text()).items()}
         got = render_linkerd(values).side[0].obj
         assert got == want, f
 
@@ -411,3 +411,18 @@ def test_linkerd_says_plainly_what_it_cannot_do(run_cli):
 def test_linkerd_version_selects_jaeger_extension(version, legacy):
     side = render_linkerd({"linkerdVersion": version}).side[0]
     assert (side.validate_as == "linkerd-jaeger-values") is legacy
+
+
+@pytest.mark.parametrize("argv", [["render", "--help"], ["render", "istio", "--help"], ["render", "linkerd", "--help"]])
+def test_render_help_imports_nothing_heavy(argv):
+    import subprocess
+    import sys
+
+    heavy = ["jinja2", "yaml", "jsonschema", "envoy_data_plane", "kubernetes", "rich", "pandas", "pyarrow"]
+    code = (
+        "import sys\nfrom meshctl.cli import main\n"
+        f"try:\n    main({argv!r})\nexcept SystemExit:\n    pass\n"
+        f"print('HEAVY=' + ','.join(m for m in {heavy!r} if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert "Usage:" in out and out.splitlines()[-1] == "HEAVY="

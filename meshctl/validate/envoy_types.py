@@ -209,7 +209,7 @@ class _Checker:
         if isinstance(value, int):
             return
         names = [m.name for m in cls]
-        if not isinstance(value, str) or not any(value == n or n.endswith("_" + value) for n in names):
+        if not isinstance(value, str) or not any(value == n or value.endswith("_" + n) for n in names):
             self.err(path, f"{value!r} is not a value of {cls.__name__}; allowed: {', '.join(names)}")
 
     def _wkt(self, cls: type, value: Any, path: list[Any]) -> bool:
