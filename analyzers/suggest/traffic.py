@@ -29,7 +29,8 @@ UPSTREAM_FAILURE_FLAGS = ("UF", "UC", "UT", "LR", "UR", "URX", "UMSDR")
 GATEWAY_CODES = (502, 503, 504)
 COLUMNS = (
     "timestamp", "duration_ms", "upstream_service_time_ms", "response_code", "response_flags", "protocol",
-    "route_name", "source_workload", "source_namespace", "downstream_remote_address", "destination_service",
+    "route_name", "source_workload", "source_namespace", "source_app", "downstream_remote_address",
+    "destination_service",
     "destination_namespace", "destination_app", "destination_workload", "destination_version",
     "destination_subset", "destination_kind", "upstream_host", "upstream_cluster", "direction",
     "reporter_workload", "reporter_namespace",
