@@ -426,3 +426,53 @@ def test_render_help_imports_nothing_heavy(argv):
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert "Usage:" in out and out.splitlines()[-1] == "HEAVY="
+
+
+# ---- the injection rule end to end: free-text options come out as exactly one scalar ------------------
+
+from hypothesis import HealthCheck, given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from meshctl.output import dump_yaml_stream  # noqa: E402
+
+
+def _strings(obj):
+    if isinstance(obj, str):
+        yield obj
+    elif isinstance(obj, dict):
+        for k, v in obj.items():
+            yield k
+            yield from _strings(v)
+    elif isinstance(obj, list):
+        for v in obj:
+            yield from _strings(v)
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(min_size=1).filter(lambda s: s.strip() == s and s), st.sampled_from(["telemetry", "envoyfilter"]))
+def test_free_text_values_are_single_scalars(text, mode):
+    values = {"mode": mode, "customTags": {"t": {"literal": text}}, "headers": {"x-h": text}, "accessLogFilter": text,
+              "serviceName": text, "accessLog": "otlp"}
+    result = render_istio(values)
+    docs = [r.obj for r in result.resources + result.side]
+    printed = dump_yaml_stream(docs, [r.comment_text() for r in result.resources + result.side])
+    parsed = list(yaml.safe_load_all(printed))
+    assert parsed == docs and len(parsed) == (2 if mode == "envoyfilter" else 2)
+    found = [s for s in _strings(parsed) if s == text]
+    expected = 3 if mode == "telemetry" else 4  # tag, header, filter (+ service_name in envoyfilter mode)
+    assert len(found) >= expected
+    for evil in ("x\nkind: Secret", "{{ 7*7 }}"):
+        assert evil not in printed or text.find(evil) >= 0
+
+
+@pytest.mark.parametrize("evil", ["x\nkind: Secret", "{{ 7*7 }}", "a\n---\napiVersion: v1\nkind: Secret", "'; rm -rf /"])
+def test_cli_values_cannot_inject(run_cli, evil):
+    out, _ = _render(run_cli, ["render", "istio", "--custom-tag", f"t=literal:{evil}", "--header", f"x-h={evil}",
+                               "--access-log-filter", evil, "--all", "--no-validate"])
+    docs = list(yaml.safe_load_all(out))
+    assert [d["kind"] for d in docs] == ["Telemetry", "IstioOperator"]
+    assert docs[0]["spec"]["tracing"][0]["customTags"]["t"]["literal"]["value"] == evil
+    assert docs[0]["spec"]["accessLogging"][0]["filter"]["expression"] == evil
+    otel = docs[1]["spec"]["meshConfig"]["extensionProviders"][0]["opentelemetry"]
+    assert otel["grpc"]["initialMetadata"] == [{"name": "x-h", "value": evil}]
+    assert "49" not in out
