@@ -286,6 +286,20 @@ def _collect(stage: Stage, mesh: Any, out: Path, ctx: dict[str, Any]) -> None:
     ctx["collect"] = report
     stage.detail = (f"{report.rows} access-log rows from {len(sources)} proxies"
                     + (f", {report.rejected} rejected" if report.rejected else ""))
+    # Spans: client/server span pairs become rows of the same table (record_kind=span).
+    traces = mesh.receiver.traces_path if mesh.receiver is not None else None
+    if traces is not None and traces.exists():
+        _require("meshctl.parsers.traces")
+        from meshctl.parsers.traces import trace_file_rows
+        from meshctl.store import SourceSummary
+
+        t0 = time.perf_counter()
+        res = trace_file_rows(traces)
+        appended = dataset.append([res.table], rejects=res.rejects, sources=[SourceSummary(
+            str(traces), format="otlp-json", rows=res.table.num_rows, rejected=len(res.rejects),
+            seconds=time.perf_counter() - t0)])
+        ctx["span_rows"] = appended.rows
+        stage.detail += f"; {appended.rows} span rows from {res.lines} spans"
     stage.files.append(data)
 
 

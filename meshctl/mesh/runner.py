@@ -12,6 +12,7 @@ import signal
 import threading
 import time
 import urllib.error
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -171,7 +172,7 @@ class Mesh:
             pod = Pod(name=spec.name, namespace=spec.namespace, workload=spec.workload, app=spec.service.name,
                       version=spec.version.name, role="sidecar", envoy=envoy, spec=spec)
             pod.backend = self._make_app(spec, pod, collector)
-            pod.log_paths = {fmt: self.logs_dir / f"{spec.name}.{fmt}.log" for fmt in tel.access_logs}
+            pod.log_paths = self._log_paths(spec.name, spec.namespace)
             boot = bs.sidecar_bootstrap(spec, topo, app_port=pod.backend.port, eds_dir=self.eds_dir,
                                         passthrough_port=passthrough_port, runtime=runtime)
             envoy.bootstrap = self._telemetry(boot, pod, collector)
@@ -182,7 +183,7 @@ class Mesh:
             envoy = EnvoyProcess({}, workdir=self.envoy_dir, name=name, log_level=self.log_level)
             pod = Pod(name=name, namespace=gw.namespace, workload=gw.name, app=gw.name, version=None, role="gateway",
                       envoy=envoy)
-            pod.log_paths = {fmt: self.logs_dir / f"{name}.{fmt}.log" for fmt in tel.access_logs}
+            pod.log_paths = self._log_paths(name, gw.namespace)
             boot = bs.gateway_bootstrap(gw, topo, eds_dir=self.eds_dir, runtime=runtime, pod=name)
             envoy.bootstrap = self._telemetry(boot, pod, collector)
             self.gateway = pod
@@ -207,6 +208,17 @@ class Mesh:
         self.write_endpoints()
         self._wait_endpoints(timeout)
         self._write_manifest()
+
+    def _log_paths(self, pod: str, namespace: str) -> dict[str, Path]:
+        """Per format, the file the proxy's stdout goes to, laid out like a Kubernetes node's
+        `/var/log/pods/<ns>_<pod>_<uid>/istio-proxy/0.log`, so `meshctl collect logs DIR` knows the pod."""
+        uid = uuid.uuid5(uuid.NAMESPACE_DNS, f"{pod}.{namespace}.{self.topology.seed}")
+        paths = {}
+        for fmt in self.topology.telemetry.access_logs:
+            path = self.logs_dir / fmt / f"{namespace}_{pod}_{uid}" / "istio-proxy" / "0.log"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            paths[fmt] = path
+        return paths
 
     def _make_app(self, spec: PodSpec, pod: Pod, collector: Collector | None) -> BackendApp:
         tel = self.topology.telemetry
