@@ -457,7 +457,7 @@ def test_free_text_values_are_single_scalars(text, mode):
     docs = [r.obj for r in result.resources + result.side]
     printed = dump_yaml_stream(docs, [r.comment_text() for r in result.resources + result.side])
     parsed = list(yaml.safe_load_all(printed))
-    assert parsed == docs and len(parsed) == (2 if mode == "envoyfilter" else 2)
+    assert parsed == docs and len(parsed) == 2
     found = [s for s in _strings(parsed) if s == text]
     expected = 3 if mode == "telemetry" else 4  # tag, header, filter (+ service_name in envoyfilter mode)
     assert len(found) >= expected
@@ -476,3 +476,13 @@ def test_cli_values_cannot_inject(run_cli, evil):
     otel = docs[1]["spec"]["meshConfig"]["extensionProviders"][0]["opentelemetry"]
     assert otel["grpc"]["initialMetadata"] == [{"name": "x-h", "value": evil}]
     assert "49" not in out
+
+
+def test_linkerd_values_out_writes_values_and_patch_separately(run_cli, tmp_path):
+    f = tmp_path / "tracing.yaml"
+    _, err = _render(run_cli, ["render", "linkerd", "-n", "shop", "--workload", "deploy/web", "--values-out", str(f),
+                               "--no-validate"])
+    assert yaml.safe_load(f.read_text())["proxy"]["tracing"]["enabled"] is True
+    patch = yaml.safe_load((tmp_path / "web-annotations-patch.yaml").read_text())
+    assert patch["spec"]["template"]["metadata"]["annotations"] == {"config.linkerd.io/access-log": "json"}
+    assert "helm upgrade linkerd-control-plane" in err and "kubectl -n shop patch deploy/web" in err

@@ -164,9 +164,12 @@ def _emit(result: Any, *, output: str, everything: bool, side_out: str | None, o
         if main:
             write_text(text(main))
         if side and side_out:
-            write_text(text(side), side_out)
-            for r in side:
-                click.echo(f"wrote {side_label} to {side_out}; apply it with: {r.apply.replace('FILE', side_out)}", err=True)
+            # One file per document: a Helm values file must hold exactly one document.
+            for i, r in enumerate(side):
+                path = side_out if i == 0 else str(Path(side_out).parent / (r.filename or f"side-{i}.{ext}"))
+                write_text(text([r]), path)
+                label = side_label if i == 0 else r.filename
+                click.echo(f"wrote {label} to {path}; apply it with: {r.apply.replace('FILE', path)}", err=True)
         elif side:
             names = ", ".join(sorted({r.target for r in side}))
             click.echo(f"note: the {side_label} ({names}) is not in this stream: write it with --mesh-config-out FILE, "
