@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import copy
 import glob
+from pathlib import Path
 
 import pytest
 import yaml
@@ -152,7 +153,7 @@ def test_invalid_patches_raise_like_istiod():
     with pytest.raises(EnvoyFilterError, match="outside `match`"):
         apply_patches({}, [{"applyTo": "HTTP_FILTER", "listener": {"portNumber": 80},
                             "patch": {"operation": "ADD", "value": {}}}])
-    with pytest.raises(EnvoyFilterError, match="needs a patch.value"):
+    with pytest.raises(EnvoyFilterError, match=r"needs a patch\.value"):
         apply_patches({}, [{"applyTo": "BOOTSTRAP", "patch": {"operation": "MERGE"}}])
 
 
@@ -170,7 +171,7 @@ def _oracle_envoyfilters(oracles_dir):
                 "configs/istio/repo/samples/ratelimit/local-rate-limit-service.yaml"]
     for pat in patterns:
         for f in sorted(glob.glob(str(oracles_dir / pat))):
-            for doc in yaml.safe_load_all(open(f)):
+            for doc in yaml.safe_load_all(Path(f).read_text()):
                 if isinstance(doc, dict) and doc.get("kind") == "EnvoyFilter":
                     out.append((f.split("configs/")[1], doc))
     return out
