@@ -29,7 +29,7 @@ from meshctl.render.common import (
     selector_name,
 )
 from meshctl.render.engine import render_documents
-from meshctl.render.values import validate_values
+from meshctl.render.values import normalize_values, validate_values
 from meshctl.render.versions import DEFAULT_ISTIO_VERSION, istio_feature_since, istio_has
 
 DEFAULTS: dict[str, Any] = {
@@ -93,6 +93,7 @@ HCM = "envoy.filters.network.http_connection_manager"
 
 def effective_values(values: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults under `values` (validated against the values schema first)."""
+    values = normalize_values(values)
     validate_values(values, "istio")
     out = {**DEFAULTS, **{k: v for k, v in values.items() if v is not None or k == "namespace"}}
     if "collector" not in values or values.get("collector") is None:

@@ -107,7 +107,7 @@ def validate_values(
     import jsonschema
 
     validator = jsonschema.Draft202012Validator(values_schema(kind))
-    errors = sorted(validator.iter_errors(dict(values)), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    errors = sorted(validator.iter_errors(normalize_values(values)), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
         return
     err = errors[0]
@@ -129,6 +129,19 @@ def validate_values(
                 break
     more = f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})" if len(errors) > 1 else ""
     raise InputError(_describe(err) + more, file=source, line=line if source else None, field=key)
+
+
+def normalize_values(values: Mapping[str, Any]) -> dict[str, Any]:
+    """Accept patch releases where a minor version is asked for (`1.28.3` -> `1.28`, `v1.30` -> `1.30`)."""
+    import re
+
+    out = dict(values)
+    v = out.get("istioVersion")
+    if isinstance(v, (str, float)):
+        m = re.fullmatch(r"v?(\d+)\.(\d+)(?:\.\d+)?", str(v).strip())
+        if m:
+            out["istioVersion"] = f"{m.group(1)}.{m.group(2)}"
+    return out
 
 
 def merge(base: Mapping[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
