@@ -151,10 +151,19 @@ def _emit(result: Any, *, output: str, everything: bool, side_out: str | None, o
     main = list(result.resources) + (list(result.side) if everything else [])
     side = [] if everything else list(result.side)
     ext = "json" if output == "json" else "yaml"
+    if output_dir and side_out:
+        # --mesh-config-out / --values-out win over --output-dir for the side documents
+        main = list(result.resources)
+        _emit(result.__class__(side=side or list(result.side)), output=output, everything=False, side_out=side_out,
+              output_dir=None, side_label=side_label)
+        side = []
+    elif output_dir:
+        main = main + side
+        side = []
     if output_dir:
         d = Path(output_dir)
         written = []
-        for i, r in enumerate(main + side, start=1):
+        for i, r in enumerate(main, start=1):
             name = f"{i:02d}-{r.filename or 'document.yaml'}"
             path = d / (name.rsplit(".", 1)[0] + "." + ext)
             write_text(text([r]), path)

@@ -94,7 +94,8 @@ def render_linkerd(values: Mapping[str, Any]) -> RenderResult:
                            "identity); pass --collector-service-account if it does not")
 
     if v["protocol"] == "http":
-        unsupported.append("--protocol http: Linkerd proxies export OTLP/gRPC only; rendered for gRPC")
+        unsupported.append("--protocol http: Linkerd proxies export OTLP/gRPC only; rendered for gRPC, so --collector "
+                           "must be the collector's OTLP/gRPC port (usually 4317)")
     if v.get("sampling") is not None:
         unsupported.append(f"--sampling {v['sampling']}: Linkerd proxies have no sampling setting; they follow the "
                            "sampled flag of incoming trace context. Sample in your apps or in the collector "
