@@ -8,20 +8,22 @@ Nodes (attribute `kind`)
     workload, app, versioned_app, service, namespace — in-mesh identities, by `group_by`;
     gateway   — a proxy that reported rows with direction=gateway, or destination_kind=gateway;
     unknown   — a caller or callee with no identity at all;
+    user      — requests from outside the traced system (trace roots: source_kind=user);
     external, database, messaging — virtual peers (destination_kind), e.g. an uninstrumented DB.
     Node ids are readable: `ns/app`, `ns/app:v2`, `ns/workload`, `svc:ns/name`, `database:postgres`,
     `unknown`; with several clusters in the selection, `@cluster` is appended (a cluster dimension).
 
 Edges carry
     requests, rps (over the window), errors, error_rate, errors_5xx, errors_grpc, errors_no_response,
-    errors_4xx (not in error_rate), flags {FLAG: count} (each response flag counted separately),
+    errors_4xx (not in error_rate), errors_span, flags {FLAG: count} (each response flag counted separately),
     p50_ms, p90_ms, p99_ms, mean_ms (duration_ms, numpy 'linear' percentiles), latency_samples,
     bytes_sent, bytes_received, protocols, reporter, client_rows, server_rows, trace_rows,
     paired_server_rows, dropped_trace_rows.
 Nodes carry in/out requests and errors, in/out error rate, error_rate, rps_in/out, is_root.
 
-An error is: HTTP 5xx, gRPC status other than OK, no response at all (code 0), or any Envoy
-response flag that marks a failure (everything but DI, an injected delay). 4xx is counted apart.
+An error is: HTTP 5xx, gRPC status other than OK, no response at all (code 0), an Envoy response
+flag that marks a failure (any but DI, an injected delay), or span_status=error (a traced call that
+failed without an HTTP/gRPC code, e.g. a database error). 4xx is counted apart (errors_4xx).
 
 Counting each request once (the reporter policy, in graph attribute `dedup_policy`):
     A request through two sidecars is logged twice: by the client (direction outbound, or gateway)
@@ -50,7 +52,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 GROUP_BYS = ("app", "app-version", "workload", "service", "namespace")
-NODE_KINDS = ("workload", "app", "versioned_app", "service", "namespace", "gateway", "unknown",
+NODE_KINDS = ("workload", "app", "versioned_app", "service", "namespace", "gateway", "unknown", "user",
               "external", "database", "messaging")
 VIRTUAL_KINDS = ("external", "database", "messaging")
 # Every Envoy response flag marks a failure except DI (delay injected: slower, not failed).
@@ -79,6 +81,7 @@ GRAPH_COLUMNS = [
     "destination_service", "destination_workload", "destination_namespace", "destination_app",
     "destination_version", "destination_cluster", "destination_kind",
     "direction", "reporter_workload", "reporter_namespace", "request_id", "record_kind",
+    "source_kind", "span_status",
 ]
 # Also read by the root-cause walk (correlation of failures along a trace / request).
 TRACE_COLUMNS = ["trace_id", "span_id", "parent_span_id"]
@@ -90,7 +93,7 @@ DEDUP_POLICY = (
 )
 
 _SIDE_CLIENT, _SIDE_SERVER, _SIDE_OTHER = 0, 1, 2
-_SRC_COLS = ("source_cluster", "source_namespace", "source_workload", "source_app", "source_version")
+_SRC_COLS = ("source_cluster", "source_namespace", "source_workload", "source_app", "source_version", "source_kind")
 _DST_COLS = ("destination_cluster", "destination_namespace", "destination_workload", "destination_app",
              "destination_version", "destination_service", "destination_kind")
 
@@ -142,32 +145,32 @@ def _in_mesh_node(group_by: str, cl: str | None, ns: str | None, wl: str | None,
                   ver: str | None, multi: bool, kind_override: str | None = None) -> NodeKey | None:
     """The node of a caller/callee with some in-mesh identity at the `group_by` level (None if none)."""
     c = cl if multi else None
-    nsd = ns or "-"
+    nsd = f"{ns}/" if ns else ""
     if group_by == "namespace":
         if ns is None:
             return None
         return NodeKey(_with_cluster(ns, cl, multi), kind_override or "namespace", ns, namespace=ns, cluster=c)
     if group_by == "workload" and wl:
-        return NodeKey(_with_cluster(f"{nsd}/{wl}", cl, multi), kind_override or "workload", wl,
+        return NodeKey(_with_cluster(f"{nsd}{wl}", cl, multi), kind_override or "workload", wl,
                        namespace=ns, cluster=c, app=app, version=ver, workload=wl)
     if group_by == "app-version" and app:
         if ver:
-            return NodeKey(_with_cluster(f"{nsd}/{app}:{ver}", cl, multi), kind_override or "versioned_app",
+            return NodeKey(_with_cluster(f"{nsd}{app}:{ver}", cl, multi), kind_override or "versioned_app",
                            f"{app} {ver}", namespace=ns, cluster=c, app=app, version=ver)
-        return NodeKey(_with_cluster(f"{nsd}/{app}", cl, multi), kind_override or "app", app,
+        return NodeKey(_with_cluster(f"{nsd}{app}", cl, multi), kind_override or "app", app,
                        namespace=ns, cluster=c, app=app)
     if group_by == "app" and app:
-        return NodeKey(_with_cluster(f"{nsd}/{app}", cl, multi), kind_override or "app", app,
+        return NodeKey(_with_cluster(f"{nsd}{app}", cl, multi), kind_override or "app", app,
                        namespace=ns, cluster=c, app=app)
     if group_by == "service" and app:
         # The caller's service: by the Kubernetes convention the app label names the service.
-        return NodeKey(_with_cluster(f"{nsd}/{app}", cl, multi), kind_override or "service", app,
+        return NodeKey(_with_cluster(f"{nsd}{app}", cl, multi), kind_override or "service", app,
                        namespace=ns, cluster=c, app=app, service=app)
     if wl:  # finer identity than asked for, better than none
-        return NodeKey(_with_cluster(f"{nsd}/{wl}", cl, multi), kind_override or "workload", wl,
+        return NodeKey(_with_cluster(f"{nsd}{wl}", cl, multi), kind_override or "workload", wl,
                        namespace=ns, cluster=c, app=app, version=ver, workload=wl)
     if app:
-        return NodeKey(_with_cluster(f"{nsd}/{app}", cl, multi), kind_override or "app", app,
+        return NodeKey(_with_cluster(f"{nsd}{app}", cl, multi), kind_override or "app", app,
                        namespace=ns, cluster=c, app=app)
     return None
 
@@ -177,8 +180,17 @@ def _unknown(cl: str | None, multi: bool) -> NodeKey:
 
 
 def source_node(group_by: str, values: tuple, *, multi: bool, gateway: bool) -> NodeKey:
-    cl, ns, wl, app, ver = values
-    node = _in_mesh_node(group_by, cl, ns, wl, app, ver, multi, "gateway" if gateway else None)
+    cl, ns, wl, app, ver, skind = values
+    c = cl if multi else None
+    if skind == "user":  # a trace root: the request came from outside the traced system
+        return NodeKey(_with_cluster("user", cl, multi), "user", "user", cluster=c)
+    if skind in VIRTUAL_KINDS:  # a virtual caller (e.g. a message broker); its name is in source_app
+        label = app or wl or "?"
+        return NodeKey(_with_cluster(f"{skind}:{label}", cl, multi), skind, label, cluster=c, service=label)
+    if skind == "unknown" and not (wl or app):
+        return _unknown(cl, multi)
+    gw = gateway or skind == "gateway"
+    node = _in_mesh_node(group_by, cl, ns, wl, app, ver, multi, "gateway" if gw else None)
     return node or _unknown(cl, multi)
 
 
@@ -195,7 +207,7 @@ def destination_node(group_by: str, values: tuple, *, multi: bool, known_ids: se
     gw = dkind == "gateway"
     if group_by == "service" and name:
         node_ns = svc_ns or ns
-        return NodeKey(_with_cluster(f"{node_ns or '-'}/{name}", cl, multi), "gateway" if gw else "service", name,
+        return NodeKey(_with_cluster(f"{node_ns}/{name}" if node_ns else name, cl, multi), "gateway" if gw else "service", name,
                        namespace=node_ns, cluster=cl if multi else None, service=name)
     node = _in_mesh_node(group_by, cl, ns, wl, app, ver, multi, "gateway" if gw else None)
     if node is not None:
@@ -207,10 +219,10 @@ def destination_node(group_by: str, values: tuple, *, multi: bool, known_ids: se
                            cluster=cl if multi else None)
         # Only a service is known (e.g. the request never reached a pod: UH, NR). If an app of that name
         # is a node already, it is the same thing by convention; otherwise a service node (as Kiali).
-        app_id = _with_cluster(f"{node_ns or '-'}/{name}", cl, multi)
+        app_id = _with_cluster(f"{node_ns}/{name}" if node_ns else name, cl, multi)
         if group_by in ("app", "app-version") and app_id in known_ids:
             return NodeKey(app_id, "app", name, namespace=node_ns, cluster=cl if multi else None, app=name)
-        return NodeKey(_with_cluster(f"svc:{node_ns or '-'}/{name}", cl, multi), "gateway" if gw else "service",
+        return NodeKey(_with_cluster(f"svc:{node_ns}/{name}" if node_ns else f"svc:{name}", cl, multi), "gateway" if gw else "service",
                        name, namespace=node_ns, cluster=cl if multi else None, service=name)
     return _unknown(cl, multi)
 
@@ -432,15 +444,16 @@ def prepare(df: pd.DataFrame, *, group_by: str = "app", namespace: str | None = 
     if is_gateway_row.any():
         rep_wl, rep_ns = _col(sel, "reporter_workload"), _col(sel, "reporter_namespace")
         subst = is_gateway_row & rep_wl.notna().to_numpy(dtype=bool) & \
-            (src_cols["source_workload"] != rep_wl).fillna(True).to_numpy(dtype=bool)
+            (src_cols["source_workload"] != rep_wl).fillna(True).to_numpy(dtype=bool) & \
+            (src_cols["source_app"] != rep_wl).fillna(True).to_numpy(dtype=bool)
         if subst.any():
             src_cols["source_workload"] = src_cols["source_workload"].mask(subst, rep_wl)
             src_cols["source_namespace"] = src_cols["source_namespace"].mask(subst, rep_ns)
-            for c in ("source_app", "source_version"):  # those labels were the downstream caller's
+            for c in ("source_app", "source_version", "source_kind"):  # those were the downstream caller's
                 src_cols[c] = src_cols[c].mask(subst, None)
     src_fact = [_factorize(src_cols[c]) for c in _SRC_COLS]
     src_group, src_combos = _combine([c for c, _ in src_fact] + [is_gateway_row.astype(np.int64)],
-                                     [len(v) for _, v in src_fact] + [1])
+                                     [len(v) for _, v in src_fact] + [2])
     dst_fact = [_factorize(_col(sel, c)) for c in _DST_COLS]
     dst_group, dst_combos = _combine([c for c, _ in dst_fact], [len(v) for _, v in dst_fact])
 
@@ -575,8 +588,10 @@ def row_outcomes(prep: Prepared) -> dict[str, Any]:
     is_4xx = (code >= 400) & (code <= 499)
     is_grpc = grpc > 0
     no_resp = code == 0
-    is_error = is_5xx | is_grpc | no_resp | failing[fcodes]
-    return {"is_error": is_error, "is_5xx": is_5xx, "is_4xx": is_4xx, "is_grpc_error": is_grpc,
+    scodes, svals = prep.codes("span_status")
+    span_error = np.array([v == "error" for v in svals] + [False], dtype=bool)[scodes]
+    is_error = is_5xx | is_grpc | no_resp | failing[fcodes] | span_error
+    return {"span_error": span_error, "is_error": is_error, "is_5xx": is_5xx, "is_4xx": is_4xx, "is_grpc_error": is_grpc,
             "no_response": no_resp, "proxy_error": proxy[fcodes], "flag_codes": fcodes, "flag_sets": flag_sets}
 
 
@@ -625,6 +640,7 @@ def aggregate(prep: Prepared) -> nx.DiGraph:
     errors = count(out["is_error"])
     e5xx, e4xx = count(out["is_5xx"]), count(out["is_4xx"])
     egrpc, enoresp = count(out["is_grpc_error"]), count(out["no_response"])
+    espan = count(out["span_error"])
     client_rows = count((prep.side == _SIDE_CLIENT) & ~prep.is_trace)
     server_rows = count((prep.side == _SIDE_SERVER) & ~prep.is_trace)
     trace_rows = count(prep.is_trace)
@@ -673,6 +689,7 @@ def aggregate(prep: Prepared) -> nx.DiGraph:
             "errors_grpc": int(egrpc[e]),
             "errors_no_response": int(enoresp[e]),
             "errors_4xx": int(e4xx[e]),
+            "errors_span": int(espan[e]),
             "flags": {k: int(v[e]) for k, v in flag_counts.items() if v[e]},
             "p50_ms": _round(quant[e, 0]),
             "p90_ms": _round(quant[e, 1]),
