@@ -97,8 +97,11 @@ def _one(tr: tf.Traffic, rows: np.ndarray, target: Target, cfg: SuggestConfig) -
     if len(rows) < cfg.min_requests:
         s.messages.append(msg("SG001", requests=len(rows), seconds=rate.seconds))
     if local:
-        flags = tr.flags.iloc[rows[~ok]].value_counts().head(3)
-        s.messages.append(msg("SG012", count=local, flags=", ".join(f"{k} {v}" for k, v in flags.items())))
+        import numpy as np
+
+        fc, counts = np.unique(tr.flags.codes[rows[~ok]], return_counts=True)
+        top = sorted(zip(counts.tolist(), fc.tolist(), strict=True), reverse=True)[:3]
+        s.messages.append(msg("SG012", count=local, flags=", ".join(f"{tr.flags.label(c)} {n}" for n, c in top)))
     uc = int(tr.uc[rows].sum())
     if uc:
         s.messages.append(msg("SG008", count=uc, service=target.service))

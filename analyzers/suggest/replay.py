@@ -62,6 +62,7 @@ def replay_pool(start: np.ndarray, duration: np.ndarray, pool: ConnectionPool, *
     if not len(violations):
         return res
     max_dur = float(duration.max())
+    S, D, E = start.tolist(), duration.tolist(), end.tolist()  # plain floats: the loop runs in Python
     heap: list[tuple[float, bool]] = []  # (end, delayed)
     queue: list[int] = []  # FIFO of waiting request indices
     qhead = 0
@@ -81,7 +82,7 @@ def replay_pool(start: np.ndarray, duration: np.ndarray, pool: ConnectionPool, *
 
     heap, active = rebuild(i)
     while i < n:
-        t = float(start[i])
+        t = S[i]
         # requests that end by t free their slot; the head of the queue takes it
         while heap and heap[0][0] <= t:
             e, delayed = heapq.heappop(heap)
@@ -92,31 +93,31 @@ def replay_pool(start: np.ndarray, duration: np.ndarray, pool: ConnectionPool, *
                 q = queue[qhead]
                 qhead += 1
                 active += 1
-                wait = e - float(start[q])
+                wait = e - S[q]
                 res.max_queue_wait_ms = max(res.max_queue_wait_ms, wait * 1000)
-                heapq.heappush(heap, (e + float(duration[q]), wait > 0))
+                heapq.heappush(heap, (e + D[q], wait > 0))
                 delayed_active += wait > 0
         waiting = len(queue) - qhead
         if h2 or (active < c and waiting == 0):
             if active < r:
                 active += 1
-                heapq.heappush(heap, (float(end[i]), False))
+                heapq.heappush(heap, (E[i], False))
             else:
                 res.active_overflow += 1
-                rejected_until = max(rejected_until, float(end[i]))
+                rejected_until = max(rejected_until, E[i])
         elif waiting < p:
             queue.append(i)
             res.queued += 1
         else:
             res.pending_overflow += 1
-            rejected_until = max(rejected_until, float(end[i]))
+            rejected_until = max(rejected_until, E[i])
         if qhead == len(queue):
             queue, qhead = [], 0
         i += 1
         if i >= n:
             break
         # back in step with the recording? then jump to the next overflow of the recorded traffic
-        if not queue and delayed_active == 0 and rejected_until <= float(start[i]):
+        if not queue and delayed_active == 0 and rejected_until <= S[i]:
             while vi < len(violations) and violations[vi] < i:
                 vi += 1
             if vi == len(violations):
@@ -132,8 +133,8 @@ def replay_pool(start: np.ndarray, duration: np.ndarray, pool: ConnectionPool, *
             q = queue[qhead]
             qhead += 1
             active += 1
-            res.max_queue_wait_ms = max(res.max_queue_wait_ms, (e - float(start[q])) * 1000)
-            heapq.heappush(heap, (e + float(duration[q]), True))
+            res.max_queue_wait_ms = max(res.max_queue_wait_ms, (e - S[q]) * 1000)
+            heapq.heappush(heap, (e + D[q], True))
     res.rejected_overflow = res.pending_overflow + res.active_overflow
     return res
 

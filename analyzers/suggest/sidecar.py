@@ -36,23 +36,26 @@ def suggest(tr: tf.Traffic, cfg: SuggestConfig) -> list[Suggestion]:
 
     out: list[Suggestion] = []
     fr = tr.frame
-    src_ns = fr["source_namespace"].fillna(fr["reporter_namespace"]).to_numpy(dtype=object)
-    src_wl = fr["source_workload"].fillna(fr["reporter_workload"]).to_numpy(dtype=object)
-    known = np.array([isinstance(x, str) for x in src_ns]) & np.array([isinstance(x, str) for x in src_wl])
+    ns_col = fr["source_namespace"].fillna(fr["reporter_namespace"])
     if cfg.by == "namespace":
-        keys = np.array([n if k else None for n, k in zip(src_ns, known, strict=False)], dtype=object)
+        key = tf._factorize(ns_col)
     else:
-        keys = np.array([f"{w}\x00{n}" if k else None for w, n, k in zip(src_wl, src_ns, known, strict=False)], dtype=object)
+        wl = fr["source_workload"].fillna(fr["reporter_workload"])
+        key = tf._pair(wl, ns_col, sep="\x00")
     span_h = (tr.start.max() - tr.start.min()) / 3600 if tr.n else 0.0
-    dest_ns = fr["destination_namespace"].to_numpy(dtype=object)
-    kinds = fr["destination_kind"].to_numpy(dtype=object)
+    dest_ns = fr["destination_namespace"].to_numpy(dtype=object, na_value=None)
+    kinds = fr["destination_kind"].to_numpy(dtype=object, na_value=None)
     svc = tr.service.codes
-    for key in sorted({k for k in keys if k is not None}):
-        rows = np.flatnonzero(keys == key)
+    for (kc,), rows in tr.groups(key):
+        if kc < 0:
+            continue
+        label = key.labels[kc]
         if cfg.by == "namespace":
-            workload, ns = None, key
+            workload, ns = None, label
+        elif "\x00" in label:
+            workload, ns = label.split("\x00", 1)
         else:
-            workload, ns = key.split("\x00")
+            continue  # a workload without a namespace: no Sidecar can be placed
         if cfg.namespace and ns != cfg.namespace:
             continue
         app = tr.first_value("source_app", rows) or workload

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import itertools
 import math
+import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
@@ -56,9 +58,9 @@ class Traffic:
 
     def __init__(self, df: pd.DataFrame, *, prefer: str = "client") -> None:
         import numpy as np
-        import pandas as pd
 
         self.rows_in = len(df)
+        df = df[[c for c in COLUMNS if c in df.columns]]  # only what suggestions read: cheaper copies
         has_service = df["destination_service"].notna().to_numpy(dtype=bool) if len(df) else np.zeros(0, bool)
         self.skipped_no_service = int((~has_service).sum())
         df = df[has_service]
@@ -76,31 +78,38 @@ class Traffic:
         dur = np.where(np.isnan(dur), ust, dur) / 1000.0
         self.duration = dur
         self.code = df["response_code"].to_numpy(dtype="float64", na_value=np.nan)
-        flags = df["response_flags"].fillna("")
-        self.flags = flags
-        self.local_reject = _has_flag(flags, LOCAL_REJECT_FLAGS)
-        upstream_fail = _has_flag(flags, UPSTREAM_FAILURE_FLAGS)
+        # String columns are factorized first and transformed on their few distinct values.
+        self.flags = _factorize(df["response_flags"])
+        self.local_reject = _label_test(self.flags, lambda f: _has_flag(f, LOCAL_REJECT_FLAGS))
+        upstream_fail = _label_test(self.flags, lambda f: _has_flag(f, UPSTREAM_FAILURE_FLAGS))
         reached = ~self.local_reject
         code = np.nan_to_num(self.code, nan=0)
         self.error5xx = reached & ((code >= 500) | upstream_fail)
         self.gateway_error = reached & (np.isin(code, GATEWAY_CODES) | upstream_fail)
-        self.uc = _has_flag(flags, ("UC",))
-        proto = df["protocol"].fillna("").str.upper()
-        self.h2 = proto.str.contains("HTTP/2|GRPC|H2", regex=True).to_numpy(dtype=bool)
+        self.uc = _label_test(self.flags, lambda f: _has_flag(f, ("UC",)))
+        proto = _factorize(df["protocol"])
+        self.h2 = _label_test(proto, lambda p: bool(re.search("HTTP/2|GRPC|H2", p.upper())))
         self.service = _factorize(df["destination_service"])
-        subset = df["destination_subset"].copy()
-        # outbound|9080|v2|reviews.default.svc.cluster.local → v2
-        from_cluster = df["upstream_cluster"].str.extract(r"^[a-z]+\|[^|]*\|([^|]+)\|", expand=False)
-        subset = subset.fillna(from_cluster)
-        self.subset = _factorize(subset)
+        # outbound|9080|v2|reviews.default.svc.cluster.local -> v2, when destination_subset is not recorded
+        cluster = _factorize(df["upstream_cluster"])
+        dsub = _factorize(df["destination_subset"])
+        labels = list(dsub.labels)
+        index = {x: i for i, x in enumerate(labels)}
+        from_cluster = np.full(len(cluster.labels) + 1, -1, dtype=np.int64)
+        for i, name in enumerate(cluster.labels):
+            sub = _cluster_subset(name)
+            if sub is not None:
+                if sub not in index:
+                    index[sub] = len(labels)
+                    labels.append(sub)
+                from_cluster[i] = index[sub]
+        self.subset = Codes(np.where(dsub.codes >= 0, dsub.codes, from_cluster[cluster.codes]), labels)
         self.host = _factorize(df["upstream_host"])
         self.route = _factorize(df["route_name"])
-        self.source = _factorize(_join(df["source_workload"], df["source_namespace"]))
-        self.caller = _factorize(_caller(df))
+        self.source = _pair(df["source_workload"], df["source_namespace"])
+        self.caller = _caller(df, self.source)
         self.version = _factorize(df["destination_version"])
-        direction = df["direction"]
-        self.direction = direction
-        _ = pd  # pandas is used through the frame
+        self.direction = df["direction"]
 
     # ---- helpers ---------------------------------------------------------------------------
     def iso(self, t: float) -> str:
@@ -147,46 +156,81 @@ def _perspective_mask(df: pd.DataFrame, prefer: str) -> np.ndarray:
 
     if not len(df):
         return np.zeros(0, dtype=bool)
-    direction = df["direction"]
-    client = direction.isin(CLIENT_SIDE).fillna(False).to_numpy(dtype=bool)
-    server = (direction == "inbound").fillna(False).to_numpy(dtype=bool)
+    direction = _factorize(df["direction"])
+    client = _label_test(direction, lambda d: d in CLIENT_SIDE)
+    server = _label_test(direction, lambda d: d == "inbound")
     other = ~client & ~server
     first, second = (client, server) if prefer == "client" else (server, client)
-    svc = df["destination_service"].to_numpy()
-    import pandas as pd
-
-    has_first = pd.Series(first).groupby(svc).transform("any").to_numpy(dtype=bool)
-    has_second = pd.Series(second).groupby(svc).transform("any").to_numpy(dtype=bool)
+    svc = _factorize(df["destination_service"]).codes
+    n = len(svc) and int(svc.max()) + 1
+    has_first = (np.bincount(svc, weights=first, minlength=n) > 0)[svc]
+    has_second = (np.bincount(svc, weights=second, minlength=n) > 0)[svc]
     return np.where(has_first, first, np.where(has_second, second, other))
 
 
-def _has_flag(flags: pd.Series, names: tuple[str, ...]) -> np.ndarray:
-    pattern = r"(?:^|,)(?:" + "|".join(names) + r")(?:,|$)"
-    return flags.str.contains(pattern, regex=True).to_numpy(dtype=bool)
+def _has_flag(flags: str, names: tuple[str, ...]) -> bool:
+    return any(f in names for f in flags.split(","))
 
 
-def _factorize(series: pd.Series) -> Codes:
+def _label_test(codes: Codes, test: Callable[[str], bool]) -> np.ndarray:
+    """A per-row boolean from a test on the distinct values (nulls are False)."""
+    import numpy as np
+
+    per_label = np.array([bool(test(x)) for x in codes.labels] + [False], dtype=bool)
+    return per_label[codes.codes]  # code -1 picks the trailing False
+
+
+def _cluster_subset(name: str) -> str | None:
+    parts = name.split("|")
+    return parts[2] if len(parts) == 4 and parts[2] else None
+
+
+def _factorize(values: Any) -> Codes:
     import numpy as np
     import pandas as pd
 
-    codes, uniques = pd.factorize(series, use_na_sentinel=True)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
     return Codes(np.asarray(codes, dtype=np.int64), [str(u) for u in uniques])
 
 
-def _join(a: pd.Series, b: pd.Series) -> pd.Series:
-    return a.where(b.isna(), a + "." + b.fillna(""))
+def _pair(a: pd.Series, b: pd.Series, sep: str = ".") -> Codes:
+    """`a.b` per row from two columns (just `a` when b is null; null when a is null), via their codes."""
+    import numpy as np
+
+    ca, cb = _factorize(a), _factorize(b)
+    combined = np.where(ca.codes < 0, -1, ca.codes * (len(cb.labels) + 1) + (cb.codes + 1))
+    uniq, inv = np.unique(combined, return_inverse=True)
+    labels, remap = [], np.full(len(uniq), -1, dtype=np.int64)
+    for i, u in enumerate(uniq.tolist()):
+        if u < 0:
+            continue
+        x, y = divmod(u, len(cb.labels) + 1)
+        remap[i] = len(labels)
+        labels.append(ca.labels[x] + (sep + cb.labels[y - 1] if y else ""))
+    return Codes(remap[inv.reshape(-1)], labels)
 
 
-def _caller(df: pd.DataFrame) -> pd.Series:
+def _caller(df: pd.DataFrame, source: Codes) -> Codes:
     """The calling proxy: the caller's IP for sidecar rows, the reporting gateway for gateway rows,
     else the source workload. DestinationRule limits are enforced per calling proxy."""
-    ip = df["downstream_remote_address"].str.replace(r"^\[?(.*?)\]?:\d+$", r"\1", regex=True)
-    workload = _join(df["source_workload"], df["source_namespace"])
-    caller = ("ip " + ip).where(ip.notna(), "workload " + workload)
-    gateway = df["direction"] == "gateway"
-    reporter = "gateway " + df["reporter_workload"].fillna("?")
-    caller = caller.where(~gateway.fillna(False), reporter)
-    return caller.fillna("unknown")
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    addr = pa.array(df["downstream_remote_address"], type=pa.string())
+    ip = pc.utf8_trim(pc.list_element(pc.split_pattern(addr, ":", max_splits=1, reverse=True), 0), "[]")
+    ipc = _factorize(ip.to_pandas(types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get))
+    rep = _factorize(df["reporter_workload"])
+    labels = [f"ip {x}" for x in ipc.labels]
+    off_wl = len(labels)
+    labels += [f"workload {x}" for x in source.labels] + ["unknown"]
+    off_gw = len(labels)
+    labels += [f"gateway {x}" for x in rep.labels] + ["gateway ?"]
+    wl = np.where(source.codes >= 0, off_wl + source.codes, off_wl + len(source.labels))
+    gw = np.where(rep.codes >= 0, off_gw + rep.codes, off_gw + len(rep.labels))
+    gateway = (df["direction"] == "gateway").fillna(False).to_numpy(dtype=bool)
+    return Codes(np.where(gateway, gw, np.where(ipc.codes >= 0, ipc.codes, wl)), labels)
 
 
 # ---- figures ----------------------------------------------------------------------------------
