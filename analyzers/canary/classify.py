@@ -27,10 +27,8 @@ from analyzers.canary import mannwhitney as mw
 from analyzers.canary import proportions as prop
 from analyzers.canary import stats
 from analyzers.canary.config import DETECTABLE, MetricConfig
-from analyzers.canary.mannwhitney import WeightedSample
+from analyzers.canary.mannwhitney import MAX_DISTINCT, WeightedSample
 from analyzers.canary.result import ERROR, HIGH, LOW, NODATA, NODATA_FAIL, PASS, MetricResult
-
-MAX_DISTINCT = 32768  # beyond this many distinct values, rank tests run on a log grid (see mannwhitney)
 
 
 def _base(mc: MetricConfig, confidence: float, tolerance: float) -> MetricResult:

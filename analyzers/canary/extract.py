@@ -27,7 +27,7 @@ import numpy as np
 
 from analyzers.canary.cohorts import Cohorts
 from analyzers.canary.config import EffectSize, MetricConfig, TableSource
-from analyzers.canary.mannwhitney import WeightedSample
+from analyzers.canary.mannwhitney import MAX_DISTINCT, WeightedSample
 
 # Envoy response flags that mean the request failed (whatever status code was logged).
 ERROR_FLAGS = ("UF", "UH", "URX", "UC", "UO", "UT", "UPE", "NR", "SI", "UMSDR", "OM", "DT", "LH", "DPE", "UAEX")
@@ -140,10 +140,14 @@ class View:
             templates = [path_template(p) for p in pvals]
             tnames = sorted(set(templates))
             tid = {t: i for i, t in enumerate(tnames)}
-            path_lut = np.array([tid[t] for t in templates], dtype=np.int64)
-            key = mcodes.astype(np.int64) * len(tnames) + path_lut[pcodes]
-            present = np.flatnonzero(np.bincount(key, minlength=len(mvals) * len(tnames)))
-            remap = np.full(len(mvals) * len(tnames), -1, dtype=np.int32)
+            size = len(mvals) * len(tnames)
+            dtype = np.int32 if size < 2**31 else np.int64
+            path_lut = np.array([tid[t] for t in templates], dtype=dtype)
+            key = path_lut[pcodes]
+            if len(mvals) > 1:
+                key += mcodes.astype(dtype) * len(tnames)
+            present = np.flatnonzero(np.bincount(key, minlength=size))
+            remap = np.full(size, -1, dtype=np.int32)
             remap[present] = np.arange(present.size, dtype=np.int32)
             names = [f"{mvals[k // len(tnames)] or '*'} {tnames[k % len(tnames)]}" for k in present]
             self._cache["routes"] = (remap[key], names)
@@ -153,6 +157,8 @@ class View:
         """Rows matching a filter expression (None = all rows)."""
         if text is None:
             return None
+        if text.strip() == "error":
+            return self.is_error()
         key = f"mask:{text}"
         if key not in self._cache:
             from analyzers.canary.expr import evaluate, parse_expr
@@ -173,45 +179,76 @@ class View:
             self._cache[key] = evaluate(expr, table)
         return self._cache[key]
 
-    def interval_ids(self, k: int, interval_s: float) -> tuple[np.ndarray, int]:
-        """Bucket index of every row (valid for cohort k's rows) and the number of buckets of cohort k."""
-        ts = self.cols.timestamps_us()
-        sel = self.cohort(k) & (ts != np.iinfo(np.int64).min)
-        if not sel.any():
-            return np.zeros(ts.size, np.int64), 0
-        step = int(interval_s * 1_000_000)
-        t0 = int(ts[sel].min()) // step * step
-        ids = (ts - t0) // step
-        return ids, int(ids[sel].max()) + 1
+    def buckets(self, k: int, interval_s: float, population: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, int]:
+        """For cohort k's rows (within `population`): (row mask, bucket index of each selected row,
+        number of buckets). Buckets count from the start of the cohort's own time range; rows
+        without a timestamp are left out."""
+        key = ("buckets", k, interval_s, id(population))
+        if key not in self._cache:
+            ts = self.cols.timestamps_us()
+            cohort = self.cohort(k)
+            sel = cohort if population is None else cohort & population
+            missing = np.iinfo(np.int64).min
+            info = self.cohorts.baseline if k == 1 else self.cohorts.canary
+            if info.first is None:
+                self._cache[key] = (np.zeros(sel.size, dtype=bool), np.zeros(0, np.int64), 0, population)
+            else:
+                step = int(interval_s * 1_000_000)
+                t0 = round(info.first.timestamp() * 1_000_000) // step * step
+                t1 = round(info.last.timestamp() * 1_000_000)
+                tk = ts[sel]
+                if tk.size and tk.min() == missing:
+                    sel = sel & (ts != missing)
+                    tk = ts[sel]
+                self._cache[key] = (sel, (tk - t0) // step, (t1 - t0) // step + 1, population)
+        sel, b, nb, _ = self._cache[key]
+        return sel, b, nb
 
 
 def error_mask(cols: Any) -> np.ndarray:
     """HTTP 5xx, gRPC non-OK, a failure response flag, no response (code 0) unless the client went
     away first (flag DC), or a trace-derived row whose span status is error."""
-    code = cols.numeric("response_code")
-    grpc = cols.numeric("grpc_status")
-    fcodes, fvals = cols.codes("response_flags")
-    flag_sets = [set(v.split(",")) if v else set() for v in fvals]
-    failing = np.array([bool(s & set(ERROR_FLAGS)) for s in flag_sets], dtype=bool)[fcodes]
-    client_gone = np.array(["DC" in s for s in flag_sets], dtype=bool)[fcodes]
-    with np.errstate(invalid="ignore"):
-        err = (code >= 500) | ((code == 0) & ~client_gone) | ((grpc > 0) & ~np.isnan(grpc))
-    span_error = cols.where("span_status", lambda v: v == "error")
-    return err | failing | span_error
+    n = cols.table.num_rows
+    err = np.zeros(n, dtype=bool)
+    if not cols.all_null("response_code"):
+        col = cols.table.column("response_code")
+        code = col.to_numpy() if col.null_count == 0 else cols.numeric("response_code")
+        err |= code >= 500
+        no_response = code == 0
+        if no_response.any():
+            err |= no_response & ~cols.where("response_flags", lambda v: v is not None and "DC" in v.split(","))
+    if not cols.all_null("grpc_status"):
+        grpc = cols.numeric("grpc_status")
+        with np.errstate(invalid="ignore"):
+            err |= grpc > 0  # NaN (no gRPC status) compares false
+    if not cols.all_null("response_flags"):
+        err |= cols.where("response_flags", lambda v: v is not None and bool(set(v.split(",")) & set(ERROR_FLAGS)))
+    if not cols.all_null("span_status"):
+        err |= cols.where("span_status", lambda v: v == "error")
+    return err
 
 
 # ---- per-cohort samples and counts --------------------------------------------------------------
 
 def samples(view: View, values: np.ndarray, population: np.ndarray | None, max_distinct: int | None
             ) -> tuple[WeightedSample, WeightedSample]:
+    """The two cohorts' values as weighted samples (cached per values/population array)."""
+    key = ("samples", id(values), id(population), max_distinct)
+    if key not in view._cache:
+        view._cache[key] = (_samples(view, values, population, max_distinct), values, population)
+    return view._cache[key][0]
+
+
+def _samples(view: View, values: np.ndarray, population: np.ndarray | None, max_distinct: int | None
+             ) -> tuple[WeightedSample, WeightedSample]:
     out = []
-    valid = ~np.isnan(values)
     for k in (1, 2):
-        sel = view.cohort(k) & valid
-        if population is not None:
-            sel &= population
+        sel = view.cohort(k) if population is None else view.cohort(k) & population
         v = values[sel]
         v.sort()
+        # NaN (null) sorts last: cut it off without another pass over the rows.
+        if v.size and np.isnan(v[-1]):
+            v = v[:int(np.searchsorted(v, np.nan))]
         out.append(WeightedSample.from_sorted(v, max_distinct=max_distinct))
     return out[0], out[1]
 
@@ -245,15 +282,13 @@ def interval_series(view: View, k: int, interval_s: float, aggregation: str, *, 
                     events: np.ndarray | None = None, population: np.ndarray | None = None,
                     quantile: float | None = None) -> np.ndarray:
     """Cohort k's per-interval series (NaN where a bucket has no requests)."""
-    ids, nb = view.interval_ids(k, interval_s)
+    sel, b, nb = view.buckets(k, interval_s, population)
     if nb == 0:
         return np.zeros(0)
-    sel = view.cohort(k) if population is None else view.cohort(k) & population
-    b = ids[sel]
     requests = np.bincount(b, minlength=nb).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         if aggregation == "rate":
-            ev = np.bincount(b, weights=events[sel].astype(np.float64), minlength=nb)
+            ev = np.bincount(b, weights=events[sel], minlength=nb)
             out = ev / requests
         elif aggregation == "count":
             # Every bucket of the cohort's time range is a point; an empty one counts zero.
@@ -261,16 +296,17 @@ def interval_series(view: View, k: int, interval_s: float, aggregation: str, *, 
         else:
             v = values[sel]
             valid = ~np.isnan(v)
-            bv, v = b[valid], v[valid]
+            bv, v = (b, v) if valid.all() else (b[valid], v[valid])
             n_valid = np.bincount(bv, minlength=nb).astype(np.float64)
             if aggregation == "sum":
                 out = np.bincount(bv, weights=v, minlength=nb)
-                out[requests == 0] = np.nan
             elif aggregation == "mean":
                 out = np.bincount(bv, weights=v, minlength=nb) / n_valid
             elif quantile is not None:
-                out = np.array([s.quantile(quantile) if not s.empty else math.nan
-                                for s in grouped(v, bv, nb)])
+                key = ("bucket-samples", k, interval_s, id(values), id(population))
+                if key not in view._cache:  # shared by p50, p90, p99 of the same values
+                    view._cache[key] = (grouped(v, bv, nb), values, population)
+                out = np.array([s.quantile(quantile) if not s.empty else math.nan for s in view._cache[key][0]])
             else:
                 raise ValueError(f"no per-interval form for aggregation {aggregation!r}")
     out[requests == 0] = np.nan
@@ -284,7 +320,7 @@ def figures(view: View) -> tuple[dict[str, dict[str, float]], tuple[WeightedSamp
     latency samples."""
     dur = view.numeric("duration_ms")
     err = view.is_error()
-    b, c = samples(view, dur, None, None)
+    b, c = samples(view, dur, None, MAX_DISTINCT)
     out: dict[str, dict[str, float]] = {}
     for name, k, s, info in (("baseline", 1, b, view.cohorts.baseline), ("canary", 2, c, view.cohorts.canary)):
         sel = view.cohort(k)

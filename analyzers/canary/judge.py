@@ -34,6 +34,7 @@ from analyzers.canary.config import (
     Threshold,
 )
 from analyzers.canary.extract import BUILTINS, View, counts, figures, grouped, interval_series, samples
+from analyzers.canary.mannwhitney import MAX_DISTINCT
 from analyzers.canary.result import (
     NODATA,
     PASS,
@@ -119,11 +120,11 @@ def judge_table_metric(view: View, mc: MetricConfig, cfg: JudgeConfig) -> Metric
         return cl.classify_proportion(mc, e0, n0, e1, n1, confidence=conf, power_target=target)
     values = view.numeric(src.value) if src.value else None
     if src.aggregation == "distribution":
-        b, c = samples(view, values, pop, cl.MAX_DISTINCT)
+        b, c = samples(view, values, pop, MAX_DISTINCT)
         return cl.classify_samples(mc, b, c, judge=cfg.judge, confidence=conf, tolerance=tol,
                                    power_target=cfg.power, unit=unit)
     if src.quantile is not None and not kayenta:
-        b, c = samples(view, values, pop, cl.MAX_DISTINCT)
+        b, c = samples(view, values, pop, MAX_DISTINCT)
         return cl.classify_quantile(mc, src.quantile, b, c, confidence=conf, power_target=target, unit=unit)
     # Per-interval series: mean / sum / count in both modes, quantiles in kayenta mode.
     series = [interval_series(view, k, cfg.interval_s, src.aggregation, values=values, population=pop,
@@ -133,7 +134,7 @@ def judge_table_metric(view: View, mc: MetricConfig, cfg: JudgeConfig) -> Metric
     r.kind = mc.kind
     r.ci_of = f"shift of the per-{cfg.interval_s:g}s {src.aggregation} (canary - baseline)"
     if src.quantile is not None and values is not None:
-        b, c = samples(view, values, pop, cl.MAX_DISTINCT)
+        b, c = samples(view, values, pop, MAX_DISTINCT)
         key = src.aggregation
         r.baseline[f"overall_{key}"] = b.quantile(src.quantile)
         r.canary[f"overall_{key}"] = c.quantile(src.quantile)
@@ -299,28 +300,38 @@ def _volume_notes(res: JudgeResult, figs: Mapping[str, Mapping[str, float]], lab
                 res.verdict = "inconclusive"
 
 
+ROUTE_LATENCY_ROWS = 1_000_000  # per-route latency figures use an even subsample beyond this many rows
+
+
 def route_breakdown(view: View, cfg: JudgeConfig, top: int) -> list[RouteRow]:
-    """Per route (method + path template): requests, error rate and latency per cohort, with a
-    report-only error-rate test and latency rank test (never scored: many routes mean many tests)."""
+    """Per route (method + path template) of the `top` busiest: requests, error rate and latency per
+    cohort, with a report-only error-rate test and latency rank test (never scored: many routes mean
+    many tests). Counts are exact; with more than ROUTE_LATENCY_ROWS rows the latency figures come
+    from an even subsample of the rows."""
     ids, names = view.routes()
     if not names:
         return []
-    used = view.code > 0
-    total = np.bincount(ids[used & (ids >= 0)], minlength=len(names))
-    order = [i for i in np.argsort(-total, kind="stable")[:top] if total[i] > 0]
-    remap = np.full(len(names), -1, dtype=np.int64)
-    remap[order] = np.arange(len(order))
-    rid = np.where(ids >= 0, remap[np.maximum(ids, 0)], -1)
+    code = view.code
+    used = code > 0
+    total = np.bincount(ids[used], minlength=len(names)) if used.any() else np.zeros(len(names), np.int64)
+    order = [int(i) for i in np.argsort(-total, kind="stable")[:top] if total[i] > 0]
+    if not order:
+        return []
+    r = len(order)
+    lut = np.full(len(names) + 1, -1, dtype=np.int32)
+    lut[order] = np.arange(r, dtype=np.int32)
+    rid = lut[ids]  # -1 (via the extra slot) for routes outside the top
+    # One key per row: route * 2 + cohort (0 baseline, 1 canary); everything else goes to bin 2r.
+    key = rid * 2 + (code.astype(np.int32) - 1)
+    key[(rid < 0) | ~used] = 2 * r
+    n = np.bincount(key, minlength=2 * r + 1)
     err = view.is_error()
+    e = np.bincount(key[err], minlength=2 * r + 1)
     dur = view.numeric("duration_ms")
-    valid = ~np.isnan(dur)
-    per = {}
-    for k in (1, 2):
-        sel = view.cohort(k) & (rid >= 0)
-        n = np.bincount(rid[sel], minlength=len(order))
-        e = np.bincount(rid[sel & err], minlength=len(order))
-        s = grouped(dur[sel & valid], rid[sel & valid], len(order), cl.MAX_DISTINCT)
-        per[k] = (n, e, s)
+    step = max(1, -(-dur.size // ROUTE_LATENCY_ROWS))
+    k_s, d_s = key[::step], dur[::step]
+    ok = (k_s < 2 * r) & ~np.isnan(d_s)
+    lat = grouped(d_s[ok], k_s[ok], 2 * r, MAX_DISTINCT)
     err_cfg = MetricConfig("error_rate", kind="proportion", groups=("routes",), direction="increase", muted=True,
                            effect_size=BUILTINS["error_rate"].effect_size)
     lat_cfg = MetricConfig("latency", kind="distribution", groups=("routes",), direction="increase", muted=True,
@@ -328,18 +339,19 @@ def route_breakdown(view: View, cfg: JudgeConfig, top: int) -> list[RouteRow]:
     rows = []
     for j, i in enumerate(order):
         side = {}
-        for k, name in ((1, "baseline"), (2, "canary")):
-            n, e, s = per[k][0][j], per[k][1][j], per[k][2][j]
-            side[name] = {"requests": int(n), "errors": int(e), "error_rate": e / n if n else math.nan,
+        for c, name in ((0, "baseline"), (1, "canary")):
+            nn, ee, s = int(n[2 * j + c]), int(e[2 * j + c]), lat[2 * j + c]
+            side[name] = {"requests": nn, "errors": ee, "error_rate": ee / nn if nn else math.nan,
                           "latency_mean": s.mean() if not s.empty else math.nan,
                           "latency_p50": s.quantile(0.5), "latency_p99": s.quantile(0.99)}
         row = RouteRow(names[i], side["baseline"], side["canary"])
-        nb, nc = per[1][0][j], per[2][0][j]
+        nb, nc = side["baseline"]["requests"], side["canary"]["requests"]
         if nb and nc:
-            row.error_rate = cl.classify_proportion(err_cfg, int(per[1][1][j]), int(nb), int(per[2][1][j]), int(nc),
-                                                    confidence=cfg.confidence, power_target=None)
-            row.latency = cl.classify_samples(lat_cfg, per[1][2][j], per[2][2][j], judge="kayenta",
-                                              confidence=cfg.confidence, tolerance=cfg.tolerance,
-                                              power_target=cfg.power, unit="ms")
+            row.error_rate = cl.classify_proportion(err_cfg, side["baseline"]["errors"], nb, side["canary"]["errors"],
+                                                    nc, confidence=cfg.confidence, power_target=None)
+            if not lat[2 * j].empty and not lat[2 * j + 1].empty:
+                row.latency = cl.classify_samples(lat_cfg, lat[2 * j], lat[2 * j + 1], judge="kayenta",
+                                                  confidence=cfg.confidence, tolerance=cfg.tolerance,
+                                                  power_target=cfg.power, unit="ms")
         rows.append(row)
     return rows
