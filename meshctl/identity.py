@@ -304,10 +304,10 @@ class Identity:
         self._cache[key] = w
         return w
 
-    def _peer(self, address: str | None) -> Workload | None:
-        if self.pods is None or not address:
+    def _peer(self, ip: str | None) -> Workload | None:
+        if self.pods is None or not ip:
             return None
-        return self.pods.lookup(address)
+        return self.pods.by_ip.get(ip)
 
     # ---- the table ------------------------------------------------------------------------
     def enrich(self, table: pa.Table) -> pa.Table:
@@ -340,15 +340,17 @@ class Identity:
             _codes(col("upstream_cluster"), parse_cluster),
             _codes(col(AUX_SNI), parse_sni),
             _codes(col("authority"), _authority_host),
-            _codes(col(AUX_DOWNSTREAM_LOCAL),
-                   lambda a: pods.services.get(host_of(a) or "") if pods is not None else None),
-            _codes(col("upstream_host"), self._peer),
-            _codes(col("downstream_remote_address"), self._peer),
+            _codes(_hosts(col(AUX_DOWNSTREAM_LOCAL)) if pods is not None else None,
+                   lambda ip: pods.services.get(ip or "") if pods is not None else None),
+            _codes(_hosts(col("upstream_host")) if pods is not None else None, self._peer),
+            _codes(_hosts(col("downstream_remote_address")) if pods is not None else None, self._peer),
             _codes(col("source_principal"), principal_namespace),
         ]
         key = np.zeros(n, dtype=np.int64)
         radix = 1
         for codes, values in inputs:
+            if codes is None:
+                continue
             size = max(len(values), 1)
             if radix * size >= 2**62:  # too many combinations for one integer: compress first
                 key = np.unique(key, return_inverse=True)[1].astype(np.int64)
@@ -358,7 +360,8 @@ class Identity:
         _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
         rows = []
         for i in first.tolist():
-            rows.append(self._rules(*(values[int(codes[i])] for codes, values in inputs)))
+            rows.append(self._rules(*(values[0] if codes is None else values[int(codes[i])]
+                                      for codes, values in inputs)))
         out: dict[str, pa.Array] = {}
         inv = pa.array(inverse.ravel())
         for k in _OUTPUT_COLUMNS:
@@ -442,10 +445,23 @@ def _qualify(host: str | None, namespace: str | None) -> str | None:
     return host
 
 
-def _codes(arr: pa.Array, fn: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
-    """fn over the distinct values of arr (null included): (per-row code, distinct results)."""
+def _hosts(arr: pa.Array) -> pa.Array:
+    """Addresses → their host part, vectorized (`10.1.2.3:80` → 10.1.2.3, `[::1]:80` → ::1), so that
+    the many client ports collapse into few distinct hosts."""
+    import pyarrow.compute as pc
+
+    h = pc.replace_substring_regex(arr, pattern=r"^(?:[a-z]+://)?(?:\[([^\]]*)\]|([^:\[]*))(?::\d+)?$",
+                                   replacement=r"\1\2")
+    return h
+
+
+def _codes(arr: pa.Array | None, fn: Callable[[Any], Any]) -> tuple[Any, list[Any]]:
+    """fn over the distinct values of arr (null included): (per-row code, distinct results).
+    `arr` None means "nothing to look at": every row gets fn(None)."""
     import numpy as np
 
+    if arr is None:
+        return None, [fn(None)]
     enc = arr.dictionary_encode()
     dict_values = enc.dictionary.to_pylist()
     results: dict[Any, int] = {}

@@ -21,6 +21,7 @@ An OTLP file may hold several records per line; its counts are records, not line
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -57,6 +58,7 @@ class AccessLogParser:
         *,
         block_bytes: int = BLOCK_BYTES,
         max_line_bytes: int = MAX_LINE_BYTES,
+        threads: int = 2,
     ) -> None:
         if format_string and format == "auto":
             format = "envoy-format"
@@ -66,35 +68,52 @@ class AccessLogParser:
         self.format_string = format_string
         self.block_bytes = block_bytes
         self.max_line_bytes = max_line_bytes
+        self.threads = max(1, threads)
 
     @property
     def name(self) -> str:
         return self.format
 
     def parse_stream(self, stream: BinaryIO, *, file: str, source: str | None = None) -> Iterator[ParseResult]:
+        """ParseResults in file order; blocks are parsed `threads` at a time (Arrow releases the GIL)."""
+        from concurrent.futures import Future, ThreadPoolExecutor
+
         state = _FileState(self, file, source)
-        for item in iter_blocks(stream, block_bytes=self.block_bytes, max_line_bytes=self.max_line_bytes):
-            if isinstance(item, LongLine):
-                reason = f"line longer than {self.max_line_bytes} bytes ({item.size_hint}+ bytes); skipped"
-                yield state.result(None, [Reject.of(file, item.line, reason, item.head)], lines=1)
-                continue
-            if state.document is not None:
-                state.document.append(item.data)
-                state.document_bytes += len(item.data)
-                if state.document_bytes > MAX_DOCUMENT_BYTES:
-                    yield state.result(None, [Reject.of(file, state.document_line, "OTLP document too large", b"")],
-                                       lines=1)
-                    return
-                continue
-            if state.wrapper is None:
-                state.sniff(item)
-                if state.document is not None:
+        pool = ThreadPoolExecutor(self.threads, thread_name_prefix="meshctl-parse") if self.threads > 1 else None
+        pending: deque[Future[ParseResult] | ParseResult] = deque()
+
+        def ready(limit: int) -> Iterator[ParseResult]:
+            while len(pending) > limit:
+                x = pending.popleft()
+                yield x.result() if isinstance(x, Future) else x
+
+        try:
+            for item in iter_blocks(stream, block_bytes=self.block_bytes, max_line_bytes=self.max_line_bytes):
+                if isinstance(item, LongLine):
+                    reason = f"line longer than {self.max_line_bytes} bytes ({item.size_hint}+ bytes); skipped"
+                    pending.append(state.result(None, [Reject.of(file, item.line, reason, item.head)], lines=1))
+                elif state.document is not None:
                     state.document.append(item.data)
                     state.document_bytes += len(item.data)
-                    continue
-            yield state.parse_block(item)
-        if state.document is not None:
-            yield state.parse_document()
+                    if state.document_bytes > MAX_DOCUMENT_BYTES:
+                        pending.append(state.result(
+                            None, [Reject.of(file, state.document_line, "OTLP document too large", b"")], lines=1))
+                        break
+                else:
+                    if state.wrapper is None:
+                        state.sniff(item)
+                        if state.document is not None:
+                            state.document.append(item.data)
+                            state.document_bytes += len(item.data)
+                            continue
+                    pending.append(pool.submit(state.parse_block, item) if pool else state.parse_block(item))
+                yield from ready(self.threads)  # bounded read-ahead: memory stays a few blocks
+            yield from ready(0)
+            if state.document is not None and state.document_bytes <= MAX_DOCUMENT_BYTES:
+                yield state.parse_document()
+        finally:
+            if pool is not None:
+                pool.shutdown(wait=True, cancel_futures=True)
 
 
 class _FileState:
@@ -144,11 +163,15 @@ class _FileState:
 
         original = block
         block = unwrap_block(block, self.wrapper or "none")
-        ignored = 0
-        if block.has_blank_lines():
-            data, numbers, ignored = block.without_blank_lines()
-        else:
-            data, numbers = block.data, block.numbers()
+        data, numbers, ignored = block.data, block.numbers(), 0
+        fmt = self.fmt
+        fast = None
+        if fmt is not None and block.count and hasattr(fmt, "parse_block"):
+            fast = _fast(fmt, data, block.count)
+            if fast is None and block.has_blank_lines():
+                # Readers skip blank lines, which breaks row → line numbering: drop them and retry.
+                data, numbers, ignored = block.without_blank_lines()
+                fast = _fast(fmt, data, len(numbers)) if len(numbers) else None
         count = len(numbers)
         tables: list[pa.Table] = []
         rejects: list[Reject] = []
@@ -162,27 +185,21 @@ class _FileState:
 
         retry: list[int] = list(range(count))
         fast_rows = 0
-        fmt = self.fmt
-        if fmt is not None and count and hasattr(fmt, "parse_block"):
-            try:
-                fast = fmt.parse_block(data, count)
-            except BlockFailed:
-                fast = None
-            if fast is not None:
-                retry = fast.retry
-                rows = fast.rows
-                fast_rows = len(rows)
-                if fast_rows:
-                    raw = RawBatch(
-                        columns=fast.columns,
-                        fields={k: f for k in fast.columns if (f := fmt.field_of(k)) is not None},
-                        lines=numbers[rows],
-                        constants=dict(fmt.constants),
-                        sample=lambda i, rows=rows: lines()[int(rows[i])],
-                    )
-                    t, rj = normalize(raw, fmt=fmt.name, file=self.file, source=self.source, kind=fmt.kind)
-                    tables.append(t)
-                    rejects.extend(rj)
+        if fast is not None:
+            retry = fast.retry
+            rows = fast.rows
+            fast_rows = len(rows)
+            if fast_rows:
+                raw = RawBatch(
+                    columns=fast.columns,
+                    fields={k: f for k in fast.columns if (f := fmt.field_of(k)) is not None},
+                    lines=numbers[rows],
+                    constants=dict(fmt.constants),
+                    sample=lambda i, rows=rows: lines()[int(rows[i])],
+                )
+                t, rj = normalize(raw, fmt=fmt.name, file=self.file, source=self.source, kind=fmt.kind)
+                tables.append(t)
+                rejects.extend(rj)
         records = 0
         if retry:
             originals = None
@@ -229,7 +246,7 @@ class _FileState:
             records += max(1, len(recs))
             if not recs:
                 continue
-            g = groups.setdefault(fmt.name, (fmt, [], [], []))
+            g = groups.setdefault(str(id(fmt)), (fmt, [], [], []))
             for r in recs:
                 g[1].append(r)
                 g[2].append(number)
@@ -293,7 +310,7 @@ class _FileState:
             text = unwrap_line(ln)[0].decode("utf-8")
         except UnicodeDecodeError:
             return reason
-        others = [name for s, name in score_formats([text]) if s >= 0.99 and name != self.fmt.name]
+        others = [name for s, name in score_formats([text]) if s >= 0.5 and name != self.fmt.name]
         if others:
             reason += f" (the line looks like {others[0]}: a line of another format)"
         return reason
@@ -342,6 +359,13 @@ class _MetaFormat:
         if key == "_meta_ns":
             return Field("reporter_namespace")
         return self.fmt.field_of(key)
+
+
+def _fast(fmt: Any, data: bytes, count: int) -> Any:
+    try:
+        return fmt.parse_block(data, count)
+    except BlockFailed:
+        return None
 
 
 def _py(v: Any) -> str | None:

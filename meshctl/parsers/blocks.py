@@ -39,7 +39,9 @@ class Block:
 
     def has_blank_lines(self) -> bool:
         d = self.data
-        return d.startswith((b"\n", b"\r\n")) or b"\n\n" in d or b"\n\r\n" in d
+        if d.startswith((b"\n", b"\r\n")) or d.find(b"\n\n") >= 0:
+            return True
+        return d.find(b"\r", 0, 4096) >= 0 and d.find(b"\n\r\n") >= 0  # CRLF files only
 
     def lines(self) -> list[bytes]:
         """The lines without their line ends (CR too)."""

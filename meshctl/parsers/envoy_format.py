@@ -93,6 +93,7 @@ class CompiledFormat:
     loose: re.Pattern[str]
     strict_rx: str  # RE2-compatible source of `strict`
     csv: list[CsvColumn] | None
+    quotes: int = 0  # double quotes a line has when no value contains one (the CSV plan's guard)
 
     def fields(self) -> dict[str, Field]:
         """f<i> → Field for every operator that fills a requests-table (or auxiliary) column."""
@@ -136,7 +137,33 @@ def tokenize(fmt: str) -> list[str | Operator]:
     return parts
 
 
-def _group(i: int, nxt: str | None, *, loose: bool) -> str:
+# strftime specifiers → what they print (START_TIME with a custom format may contain spaces).
+_STRFTIME = {"Y": r"\d{4}", "m": r"\d\d", "d": r"\d\d", "H": r"\d\d", "M": r"\d\d", "S": r"\d\d",
+             "y": r"\d\d", "j": r"\d{3}", "e": r"[ \d]\d", "z": r"[+-]\d{4}", "Z": r"[A-Za-z]+",
+             "s": r"\d+", "f": r"\d+", "b": r"[A-Za-z]+", "a": r"[A-Za-z]+", "T": r"\d\d:\d\d:\d\d",
+             "F": r"\d{4}-\d\d-\d\d", "p": r"[AP]M"}
+
+
+def _time_rx(fmt: str) -> str:
+    out = []
+    i = 0
+    while i < len(fmt):
+        if fmt[i] == "%" and i + 1 < len(fmt):
+            j = i + 1
+            while j < len(fmt) and (fmt[j].isdigit() or fmt[j] == "E"):
+                j += 1  # %3f, %Es
+            spec = fmt[j] if j < len(fmt) else ""
+            out.append(_STRFTIME.get(spec, r".+?") if spec != "%" else "%")
+            i = j + 1
+        else:
+            out.append(rx_escape(fmt[i]))
+            i += 1
+    return "".join(out)
+
+
+def _group(i: int, nxt: str | None, *, loose: bool, op: Operator | None = None) -> str:
+    if op is not None and op.name == "START_TIME" and op.arg:
+        return f"(?P<f{i}>{_time_rx(op.arg)}|-)"
     if loose:
         return f"(?P<f{i}>.*?)"
     if not nxt:
@@ -154,7 +181,7 @@ def _regex(parts: list[str | Operator], *, loose: bool) -> str:
             out.append(rx_escape(p))
             continue
         nxt = parts[k + 1] if k + 1 < len(parts) and isinstance(parts[k + 1], str) else None
-        out.append(_group(idx, nxt, loose=loose))
+        out.append(_group(idx, nxt, loose=loose, op=p))
         idx += 1
     out.append("$")
     return "".join(out)
@@ -176,6 +203,7 @@ def _csv_plan(parts: list[str | Operator]) -> list[CsvColumn] | None:
             tpl.append(f"\x00{idx}\x00")
             idx += 1
     text = "".join(tpl)
+    operators = [p for p in parts if isinstance(p, Operator)]
     tokens: list[str] = []
     cur: list[str] = []
     quoted = False
@@ -214,7 +242,7 @@ def _csv_plan(parts: list[str | Operator]) -> list[CsvColumn] | None:
                 rx.append(rx_escape(lit))
                 if k < len(ops):
                     nxt = lits[k + 1]
-                    rx.append(_group(ops[k], nxt or None, loose=False))
+                    rx.append(_group(ops[k], nxt or None, loose=False, op=operators[ops[k]]))
             rx.append("$")
             columns.append(CsvColumn("regex", ops, regex="".join(rx)))
     return columns
@@ -250,6 +278,7 @@ def compile_format(fmt: str, name: str = "envoy-format") -> CompiledFormat:
         loose=re.compile(_regex(parts, loose=True), re.DOTALL),
         strict_rx=strict_rx,
         csv=_csv_plan(parts),
+        quotes=sum(p.count('"') for p in parts if isinstance(p, str)),
     )
 
 

@@ -11,6 +11,7 @@ regular expressions; only those lines pay the per-line price.
 from __future__ import annotations
 
 import re
+import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,6 +64,18 @@ def block_strings(data: bytes, count: int) -> pa.Array:
     except pa.ArrowInvalid as exc:
         raise BlockFailed(str(exc)) from exc
     return pc.utf8_rtrim(s, characters="\r\n").cast(pa.string())
+
+
+def _require_utf8(data: bytes) -> None:
+    """Raise BlockFailed unless the block is valid UTF-8 (Arrow validates without copying)."""
+    import pyarrow as pa
+
+    offsets = pa.py_buffer(struct.pack("<qq", 0, len(data)))
+    arr = pa.Array.from_buffers(pa.large_binary(), 1, [None, offsets, pa.py_buffer(data)])
+    try:
+        arr.cast(pa.large_string())
+    except pa.ArrowInvalid as exc:
+        raise BlockFailed("not UTF-8") from exc
 
 
 class RegexFormat:
@@ -143,6 +156,7 @@ class EnvoyTextFormat(RegexFormat):
         names = [f"c{i}" for i in range(len(plan))]
         use = [i for i, c in enumerate(plan) if c.mode != "skip" and any(f"f{o}" in wanted for o in c.ops)]
         invalid: list[int] = []
+        _require_utf8(data)
 
         def on_invalid(row: Any) -> str:
             invalid.append(row.number)
@@ -170,6 +184,26 @@ class EnvoyTextFormat(RegexFormat):
         # Pass 1: which rows fit every column's shape (affixes, token counts, sub-regex).
         ok = None
         prepared: dict[int, Any] = {}
+        expected = self.compiled.quotes
+        if data.count(b'"') != expected * count:
+            # A quote inside a value makes the CSV reader shift or glue fields without complaint:
+            # lines with another number of quotes than the format has go the per-line way.
+            buf = np.frombuffer(data, dtype=np.uint8)
+            per_line = np.bincount(np.searchsorted(np.flatnonzero(buf == 10), np.flatnonzero(buf == 34)),
+                                   minlength=count)[:count]
+            odd = np.flatnonzero(per_line != expected)
+            ok = pa.array(~np.isin(rows, odd))
+        if use:
+            # The CSV reader turns a blank line into a row of empty values: send those to the
+            # per-line path, which counts them as ignored.
+            first = tbl.column(names[use[0]])
+            if pc.any(pc.equal(first, "")).as_py():
+                blank = None
+                for i in use:
+                    e = pc.equal(tbl.column(names[i]), "")
+                    blank = e if blank is None else pc.and_(blank, e)
+                not_blank = pc.invert(blank.combine_chunks())
+                ok = not_blank if ok is None else pc.and_(ok, not_blank)
         for i in use:
             col_plan = plan[i]
             col = tbl.column(names[i]).combine_chunks()
