@@ -54,7 +54,9 @@ def _yaml():
     def represent_str(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
         if "\n" in data and not any(c in data for c in "\r\x85\u2028\u2029") and data == data.strip(" \t"):
             return dumper.represent_scalar("tag:yaml.org,2002:str", data, style="|")
-        style = '"' if "\n" in data or _needs_quotes(data) else None
+        # Other line breaks (CR, NEL, LS, PS) would be folded in plain or single-quoted style: escape them.
+        breaks = any(c in data for c in "\n\r\x85\u2028\u2029")
+        style = '"' if breaks or _needs_quotes(data) else None
         return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
 
     def represent_float(dumper: yaml.SafeDumper, data: float) -> yaml.Node:

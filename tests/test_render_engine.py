@@ -164,3 +164,10 @@ def test_any_string_in_any_slot_is_one_scalar(value, ci, template):
     assert got == _replace(expected, value)
     # and the YAML meshctl prints parses back to the same documents
     assert list(yaml.safe_load_all(dump_yaml_stream(got))) == got
+
+
+@pytest.mark.parametrize("value", ["0\x850", "a\u2028b", "x\ry", "p\u2029", "\x85"])
+def test_printed_yaml_keeps_unusual_line_breaks(value):
+    # meshctl.output used to print these plain or single-quoted, where YAML folds the break into a space.
+    doc = {"spec": {"value": value, "list": [value]}}
+    assert list(yaml.safe_load_all(dump_yaml_stream([doc]))) == [doc]
