@@ -28,8 +28,9 @@ failed without an HTTP/gRPC code, e.g. a database error). 4xx is counted apart (
 Counting each request once (the reporter policy, in graph attribute `dedup_policy`):
     A request through two sidecars is logged twice: by the client (direction outbound, or gateway)
     and by the server (inbound). For each edge:
-    1. a server-side row is dropped when it pairs with a client-side row of the same request
-       (same request_id and callee; counts matched, so retries stay counted);
+    1. a server-side row is dropped when a client-side row of the same request exists (same
+       request_id and callee): the client's view counts, and attempts the server saw within one
+       client request (Envoy retries) are not extra requests;
     2. a server-side row that cannot be paired (no request id on it, or the edge's client rows carry
        none) is dropped when client-side rows exist for the same caller -> callee (for a server row
        that does not name its caller: for the same callee);
@@ -524,20 +525,16 @@ def _reporter_policy(sel: pd.DataFrame, src: np.ndarray, dst: np.ndarray, side: 
         paired = np.zeros(n, dtype=bool)
         idx = np.flatnonzero((client | server) & has_rid)
         if len(idx):
-            # Count-matched pairing on (request id, callee): the k-th server row of a key pairs with
-            # one of the key's client rows while there are any left.
+            # Pairing on (request id, callee): a server row whose request the client side logged too
+            # is that request seen twice. The client's view wins, including its retries: attempts
+            # the server saw inside one client request are not extra requests on the edge.
             rcodes, _ = pd.factorize(rid.iloc[idx] if len(idx) < n else rid)
             inv, _ = pd.factorize(rcodes.astype(np.int64) * n_nodes + dst[idx])
             inv = inv.astype(np.int64)
             is_cli = client[idx]
             n_client = np.bincount(inv[is_cli], minlength=int(inv.max()) + 1)
             srv = np.flatnonzero(~is_cli)
-            g = inv[srv]
-            o = np.argsort(g, kind="stable")
-            gs = g[o]
-            rank = np.empty(len(gs), dtype=np.int64)
-            rank[o] = np.arange(len(gs)) - np.searchsorted(gs, gs, side="left")
-            matched = srv[rank < n_client[g]]
+            matched = srv[n_client[inv[srv]] > 0]
             paired[idx[matched]] = True
             client_edge = np.zeros(len(n_client), dtype=np.int64)
             client_edge[inv[is_cli]] = edge[idx[is_cli]]
