@@ -74,19 +74,24 @@ def main() -> None:
         figure(f"suggest {kind} + replay", both, "s",
                f"replay {both - s_only:.2f} s; rejected {sum(s.replay['suggested'].rejected_overflow + s.replay['suggested'].rate_limited for s in res.suggestions)}")
 
-    # the event simulation at work: one service's limits scaled to a quarter of the peak
+    # the event simulation at work: svc9's limits scaled to half the suggestion (overflow in its peaks
+    # only: the simulation jumps between them) and to 2 (nearly everything overflows)
     tr = Traffic(df, prefer="client")
     rows = np.flatnonzero(tr.service.codes == tr.service.labels.index("svc9.shop.svc.cluster.local"))
     durations, _ = impute_durations(tr, rows)
-    pool = ConnectionPool(2, 2, 2)
-    sim_s, res = timed(lambda: replay_cluster_pool(tr, rows, durations, pool, h2=False))
     callers = tr.caller.codes[rows]
-    base_s, naive = timed(lambda: sum(
-        naive_pool(tr.start[rows[callers == c]], durations[callers == c], 2, 2, 2) for c in np.unique(callers)))
-    assert naive == res.rejected_overflow, (naive, res.rejected_overflow)
-    figure("replay pool, overflowing (svc9)", sim_s, "s", f"{len(rows):,} requests, {res.rejected_overflow:,} 503 UO")
-    figure("naive event simulation (baseline)", base_s, "s")
-    figure("ratio naive / replay", base_s / sim_s, "x")
+    (svc9,) = analyze("circuit-breaker", df, SuggestConfig(services=["svc9"]), replay=False).suggestions
+    half = max(1, svc9.limits.connection_pool.max_connections // 2)
+    for name, n in (("half the suggestion", half), ("2", 2)):
+        pool = ConnectionPool(n, n, n)
+        sim_s, res = timed(lambda pool=pool: replay_cluster_pool(tr, rows, durations, pool, h2=False))
+        base_s, naive = timed(lambda n=n: sum(naive_pool(tr.start[rows[callers == c]], durations[callers == c], n, n, n)
+                                              for c in np.unique(callers)))
+        assert naive == res.rejected_overflow, (naive, res.rejected_overflow)
+        figure(f"replay pool, limits {name} ({n})", sim_s, "s",
+               f"{len(rows):,} requests, {res.rejected_overflow:,} 503 UO")
+        figure("  naive event simulation (baseline)", base_s, "s")
+        figure("  ratio naive / replay", base_s / sim_s, "x")
     figure("peak RSS", peak_rss_mb(), "MiB")
 
 
