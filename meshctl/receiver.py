@@ -162,6 +162,7 @@ class OTLPReceiver:
         grpc_port: int | None = 0,
         http_port: int | None = 0,
         max_workers: int = 4,
+        defer: bool = False,
     ) -> None:
         if grpc_port is None and http_port is None:
             raise MeshctlError("the OTLP receiver needs at least one of gRPC or HTTP")
@@ -170,6 +171,11 @@ class OTLPReceiver:
         self._want_grpc = grpc_port
         self._want_http = http_port
         self._max_workers = max_workers
+        # defer: keep decoded requests in memory and write them on flush()/stop(). Converting to JSON
+        # costs Python CPU; an in-process receiver (the local mesh) defers it so that it does not
+        # stall the apps sharing the interpreter while traffic runs.
+        self.defer = defer
+        self._pending: list[tuple[str, Any]] = []
         self.grpc_port: int | None = None
         self.http_port: int | None = None
         self.stats = ReceiverStats()
@@ -198,20 +204,34 @@ class OTLPReceiver:
         return self.path("metrics")
 
     def accept(self, signal: str, message: Any) -> None:
-        """Record one decoded export request: append its OTLP JSON line and count it."""
-        line = json.dumps(to_otlp_json(message), separators=(",", ":")) + "\n"
+        """Record one decoded export request: append its OTLP JSON line (or, deferred, keep it) and count it."""
         items = count_items(signal, message)
         with self._cond:
-            f = self._files.get(signal)
-            if f is None:
-                f = self._files[signal] = open(self.path(signal), "a", encoding="utf-8")  # noqa: SIM115
-            f.write(line)
-            f.flush()
+            if self.defer:
+                self._pending.append((signal, message))
+            else:
+                self._write(signal, message)
             counts: SignalCounts = getattr(self.stats, signal)
             counts.requests += 1
             counts.items += items
             counts.last_at = time.monotonic()
             self._cond.notify_all()
+
+    def _write(self, signal: str, message: Any) -> None:
+        line = json.dumps(to_otlp_json(message), separators=(",", ":")) + "\n"
+        f = self._files.get(signal)
+        if f is None:
+            f = self._files[signal] = open(self.path(signal), "a", encoding="utf-8")  # noqa: SIM115
+        f.write(line)
+        f.flush()
+
+    def flush(self) -> int:
+        """Write the requests kept while `defer` is on (in arrival order); the number written."""
+        with self._cond:
+            pending, self._pending = self._pending, []
+            for signal, message in pending:
+                self._write(signal, message)
+        return len(pending)
 
     def _reject(self, signal: str) -> None:
         with self._cond:
@@ -309,6 +329,7 @@ class OTLPReceiver:
         if self._grpc_server is not None:
             self._grpc_server.stop(grace=1).wait(2)
             self._grpc_server = None
+        self.flush()
         with self._cond:
             for f in self._files.values():
                 f.close()

@@ -31,6 +31,7 @@ from typing import Any
 from meshctl.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, MeshctlError
 
 DEMO_TOPOLOGY = Path(__file__).with_name("demo-topology.yaml")
+DEMO_CANARY_CONFIG = Path(__file__).with_name("demo-canary.yaml")
 CANARY_SERVICE = "reviews"
 CANARY_FAULT = {"error_rate": 0.05, "error_code": 503}
 VERDICT_EXIT = {"pass": EXIT_OK, "fail": EXIT_FAIL, "marginal": EXIT_INCONCLUSIVE, "inconclusive": EXIT_INCONCLUSIVE}
@@ -308,9 +309,45 @@ def _graph(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> 
     raise _Missing("graph integration pending")
 
 
+def _access_log_rows(ctx: dict[str, Any]) -> Any:
+    """The access-log rows of the demo's table (Arrow). Every request is in them; spans are sampled
+    and would count requests twice, so the canary and the suggestions use the logs."""
+    import pyarrow.compute as pc
+
+    table = ctx["dataset"].arrow()
+    return table.filter(pc.equal(table.column("record_kind"), "access_log"))
+
+
 def _canary(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> None:
-    _require("analyzers.canary", "meshctl.reports")
-    raise _Missing("canary integration pending")
+    _require("analyzers.canary", "meshctl.reports.canary_markdown", "meshctl.reports.canary_plot")
+    import yaml
+
+    from analyzers import canary as ac
+    from analyzers.canary.extract import BUILTINS
+    from meshctl.output import dump_json
+    from meshctl.reports.canary_markdown import render_markdown
+    from meshctl.reports.canary_plot import plot
+
+    topo = ctx["topology"]
+    svc = topo.service(CANARY_SERVICE)
+    try:
+        cfg = ac.parse_meshctl_config(yaml.safe_load(DEMO_CANARY_CONFIG.read_text(encoding="utf-8")),
+                                      ac.JudgeConfig(), builtin=BUILTINS)
+    except ac.ConfigError as exc:
+        raise MeshctlError(exc.message, file=str(DEMO_CANARY_CONFIG), field=exc.field) from None
+    cohorts = ac.assign(_access_log_rows(ctx), CANARY_SERVICE, baseline=ac.parse_selector("version=v1", "--baseline"),
+                        canary=ac.parse_selector("version=v2", "--canary"), namespace=svc.namespace)
+    res = ac.judge(cfg, cohorts, kind="canary")
+    result.canary, result.verdict, result.score = res, res.verdict, res.score
+    files = {"canary.md": render_markdown(res), "canary.json": dump_json(res.as_dict()),
+             "canary-config.yaml": DEMO_CANARY_CONFIG.read_text(encoding="utf-8")}
+    for name, text in files.items():
+        (out / name).write_text(text, encoding="utf-8")
+        stage.files.append(out / name)
+    plot(res, str(out / "canary.svg"))
+    stage.files.append(out / "canary.svg")
+    stage.detail = (f"{CANARY_SERVICE} v1 ({cohorts.baseline.rows} requests) vs v2 ({cohorts.canary.rows}): "
+                    f"{res.verdict}, score {res.score:g}")
 
 
 def _suggest(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> None:

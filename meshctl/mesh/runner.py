@@ -149,7 +149,7 @@ class Mesh:
         if self.want_receiver:
             from meshctl.receiver import OTLPReceiver
 
-            self.receiver = OTLPReceiver(self.otlp_dir, grpc_port=0, http_port=0).start()
+            self.receiver = OTLPReceiver(self.otlp_dir, grpc_port=0, http_port=0, defer=True).start()
             collector = Collector(grpc_port=self.receiver.grpc_port, http_port=self.receiver.http_port)
 
         # 1. External stand-ins: one local server answers every host the mesh does not know.
@@ -372,7 +372,9 @@ class Mesh:
         wait = since + interval + 0.3 - time.monotonic()
         if wait > 0:
             time.sleep(wait)
-        return self.receiver.wait_for(timeout=timeout, quiet=max(0.5, interval * 1.2))
+        done = self.receiver.wait_for(timeout=timeout, quiet=max(0.5, interval * 1.2))
+        self.receiver.flush()  # the in-process receiver defers writing (see OTLPReceiver.defer)
+        return done
 
     def manifest(self) -> dict[str, Any]:
         pods = []
