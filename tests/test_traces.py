@@ -640,3 +640,107 @@ def test_rows_are_a_tree_on_parent_span_id(data: Path) -> None:
     calls = df[df["source_app"] == "mythical-server"]
     by_callee = dict(zip(calls["destination_service"].fillna("?"), calls["parent_span_id"], strict=False))
     assert by_callee == {"postgres": server_row, "loki": server_row, "?": loki_row}  # DNS lookup for the loki call
+
+
+# ---------------------------------------------------------------------------------------------
+# The vectorized OTLP JSON-lines path gives exactly what the per-document path gives
+# ---------------------------------------------------------------------------------------------
+def _generated_export_lines(n_traces: int, seed: int = 7) -> bytes:
+    import random
+
+    rnd = random.Random(seed)
+
+    def kv(k, v):
+        if isinstance(v, bool):
+            return {"key": k, "value": {"boolValue": v}}
+        if isinstance(v, int):
+            return {"key": k, "value": {"intValue": str(v)}}
+        if isinstance(v, float):
+            return {"key": k, "value": {"doubleValue": v}}
+        return {"key": k, "value": {"stringValue": v}}
+
+    services = ["web", "cart", "pay", "reviews.bookinfo"]
+    resources = {s: [kv("service.name", s), kv("k8s.namespace.name", "bookinfo" if "." in s else "shop"),
+                     kv("k8s.pod.name", f"{s.split('.')[0]}-v1-6b746f74dc-9stvs"), kv("service.version", "v1")]
+                 for s in services}
+    lines = []
+    for t in range(n_traces):
+        by: dict[str, list] = {s: [] for s in services}
+        tid = f"{rnd.getrandbits(128):032X}"
+        ids = [f"{rnd.getrandbits(64):016x}" for _ in range(6)]
+        base = 1_700_000_000_000_000_000 + t * 10_000_000
+
+        def span(svc, i, parent, kind, attrs, dur, status=None, _by=by, _tid=tid, _ids=ids, _base=base):
+            _by[svc].append({"traceId": _tid, "spanId": _ids[i], "parentSpanId": parent or "", "name": f"op{i}",
+                             "kind": kind, "startTimeUnixNano": str(_base + i * 1000),
+                             "endTimeUnixNano": str(_base + i * 1000 + dur), "attributes": attrs,
+                             "status": status or {}})
+
+        code = rnd.choice([200, 200, 503, 404])
+        span("web", 0, None, 2, [kv("http.method", "GET"), kv("http.status_code", code), kv("url.path", "/x?q=1")],
+             9_000_000, {"code": 2, "message": "boom"} if code == 503 else {"code": 1})
+        span("web", 1, ids[0], 3, [kv("http.request.method", "POST"), kv("server.address", "cart"),
+                                   kv("server.port", 8080), kv("http.url", "http://cart:8080/c"),
+                                   kv("network.protocol.version", "1.1")], 2_000_000)
+        span("cart", 2, ids[1], 2, [kv("http.response.status_code", code), kv("http.route", "/c"),
+                                    kv("client.address", "10.0.0.1"), kv("http.request.body.size", 12),
+                                    kv("custom.ratio", 0.25), kv("custom.flag", True)], 1_500_000)
+        span("cart", 3, ids[2], 3, [kv("db.system", "redis"), kv("net.peer.name", "redis-0"), kv("net.peer.port", 6379)],
+             300_000)
+        span("pay", 4, ids[2], 4, [kv("messaging.system", "kafka"), kv("messaging.destination.name", "orders")], 50_000)
+        span("reviews.bookinfo", 5, ids[1], 2, [kv("rpc.system", "grpc"), kv("rpc.grpc.status_code", 0),
+                                                kv("guid:x-request-id", f"r-{t}"), kv("component", "proxy"),
+                                                kv("upstream_cluster", "inbound|9080||"), kv("response_flags", "-")],
+             700_000)
+        lines.append(json.dumps({"resourceSpans": [
+            {"resource": {"attributes": resources[s]}, "scopeSpans": [{"scope": {"name": "t"}, "spans": sp}]}
+            for s, sp in by.items() if sp]}, separators=(",", ":")))
+    return ("\n".join(lines) + "\n").encode()
+
+
+def test_vectorized_otlp_json_lines_equal_reference_path() -> None:
+    from meshctl.parsers.otlp_traces import _FAST_MIN_BYTES, parse_otlp_json
+
+    blob = _generated_export_lines(1200)
+    assert len(blob) > _FAST_MIN_BYTES
+    fast = parse_otlp_json(blob, file="g.jsonl", fast=True)
+    slow = parse_otlp_json(blob, file="g.jsonl", fast=False)
+    assert fast.count == slow.count == 1200 * 6 and fast.rejects == slow.rejects == []
+    assert fast.spans.schema.equals(slow.spans.schema)
+    for name in fast.spans.column_names:
+        assert fast.spans.column(name).to_pylist() == slow.spans.column(name).to_pylist(), name
+    rows = rt.to_frame(trace_rows(fast))
+    assert len(rows) == 1200 * 5  # user→web, web→cart, cart→redis, cart→kafka, web→reviews (server-only)
+    assert (rows["destination_kind"] == "database").sum() == 1200
+    assert set(rows.loc[rows["destination_kind"] == "messaging", "destination_service"]) == {"kafka"}
+
+
+def test_vectorized_path_falls_back_on_base64_ids_and_bad_lines(monkeypatch) -> None:
+    from meshctl.parsers import otlp_traces
+
+    calls = {"fast": 0, "fallback": 0}
+    real = otlp_traces._fast_json_lines
+
+    def counting(block, **kw):
+        res = real(block, **kw)
+        calls["fast" if res is not None else "fallback"] += 1
+        return res
+
+    monkeypatch.setattr(otlp_traces, "_fast_json_lines", counting)
+    monkeypatch.setattr(otlp_traces, "_BLOCK_BYTES", 150_000)  # several blocks of whole lines
+    blob = _generated_export_lines(1200)
+    lines = blob.split(b"\n")
+    # base64 ids (as Tempo writes them) on one line: that block takes the reference path.
+    doc = json.loads(lines[5])
+    for rs in doc["resourceSpans"]:
+        for sp in rs["scopeSpans"][0]["spans"]:
+            sp["traceId"] = base64.b64encode(bytes.fromhex(sp["traceId"])).decode()
+    lines[5] = json.dumps(doc).encode()
+    lines[900] = lines[900][: len(lines[900]) // 2]  # a line cut short, in a later block
+    res = otlp_traces.parse_otlp_json(b"\n".join(lines), file="mixed.jsonl")
+    assert calls["fallback"] == 2 and calls["fast"] >= 5
+    assert res.count == res.records == 1199 * 6  # the base64 line is kept, the cut line is lost
+    assert [(r.line, "invalid JSON" in r.reason) for r in res.rejects] == [(901, True)]
+    assert len(set(res.spans.column("trace_id").to_pylist())) == 1199
+    # Span indexes run on across blocks, whichever path read them.
+    assert res.spans.column("record_line").to_pylist() == list(range(1, 1199 * 6 + 1))

@@ -21,8 +21,8 @@ from __future__ import annotations
 import io
 import json
 import struct
-from collections.abc import Iterable
-from typing import Any
+from collections.abc import Iterable, Iterator
+from typing import Any, BinaryIO
 
 from meshctl.parsers.base import Reject
 from meshctl.parsers.spans import (
@@ -31,6 +31,7 @@ from meshctl.parsers.spans import (
     SpanResult,
     SpanTableBuilder,
     attr_fields,
+    concat_span_tables,
     finish_span_table,
     kind_name,
     normalize_id,
@@ -55,19 +56,38 @@ class SpanError(ValueError):
 # ---------------------------------------------------------------------------------------------
 def parse_otlp_json(data: bytes, *, file: str, source: str | None = None, fast: bool = True) -> SpanResult:
     """OTLP/JSON bytes (one document or JSON lines) → SpanResult."""
-    if fast:
-        res = _fast_json_lines(data, file=file, source=source)
-        if res is not None:
-            return res
+    if fast and _is_json_lines(data):
+        return parse_otlp_json_lines(_line_blocks(data), file=file, source=source)
     loaded = load_json(data, file=file, what="OTLP JSON")
     return parse_otlp_docs(loaded.docs, file=file, source=source, rejects=loaded.rejects)
 
 
+def read_otlp_json_lines(head: bytes, stream: BinaryIO, *, file: str, source: str | None = None) -> SpanResult:
+    """The Collector's JSON lines from an open file, read in blocks (bounded memory); `head` is what was
+    already read from the stream."""
+
+    def blocks() -> Iterator[bytes]:
+        buf = head
+        while True:
+            chunk = stream.read(_BLOCK_BYTES)
+            if not chunk:
+                break
+            buf += chunk
+            cut = buf.rfind(b"\n")
+            if cut >= 0:
+                yield buf[: cut + 1]
+                buf = buf[cut + 1:]
+        if buf:
+            yield buf
+
+    return parse_otlp_json_lines(blocks(), file=file, source=source)
+
+
 def parse_otlp_docs(docs: Iterable[tuple[int, Any]], *, file: str, source: str | None = None,
-                    rejects: list[Reject] | None = None, fmt: str = FORMAT_JSON) -> SpanResult:
+                    rejects: list[Reject] | None = None, fmt: str = FORMAT_JSON, first_record: int = 0) -> SpanResult:
     builder = SpanTableBuilder()
     rejects = list(rejects or [])
-    state = {"records": 0}
+    state = {"records": first_record}
     for line, doc in docs:
         rs_list = _resource_spans(doc)
         if rs_list is None:
@@ -76,7 +96,63 @@ def parse_otlp_docs(docs: Iterable[tuple[int, Any]], *, file: str, source: str |
             continue
         for rs in rs_list:
             _resource(rs, builder, rejects, state, file=file, source=source or file, line=line, fmt=fmt)
-    return SpanResult(builder.table(), rejects, state["records"], fmt)
+    return SpanResult(builder.table(), rejects, state["records"] - first_record, fmt)
+
+
+_BLOCK_BYTES = 16 << 20
+
+
+def _is_json_lines(data: bytes) -> bool:
+    if len(data) < _FAST_MIN_BYTES:
+        return False
+    head = data[:4096].lstrip()
+    return head.startswith(b'{"resourceSpans"') and b"\n" in data[: 1 << 22].rstrip(b"\r\n\t ")
+
+
+def is_json_lines_head(head: bytes) -> bool:
+    """Whether a file that starts with `head` is OTLP JSON lines (one export document per line)."""
+    text = head.lstrip()
+    if not text.startswith(b'{"resourceSpans"'):
+        return False
+    nl = text.find(b"\n")
+    return 0 <= nl < len(text.rstrip()) - 1
+
+
+def _line_blocks(data: bytes) -> Iterator[bytes]:
+    pos, n = 0, len(data)
+    while pos < n:
+        end = data.find(b"\n", min(pos + _BLOCK_BYTES, n - 1))
+        end = n if end < 0 else end + 1
+        yield data[pos:end]
+        pos = end
+
+
+def parse_otlp_json_lines(blocks: Iterable[bytes], *, file: str, source: str | None = None) -> SpanResult:
+    """JSON lines in blocks of whole lines: each block through the vectorized reader, or, when that
+    cannot take it (a bad line, base64 ids, another shape), through the reference path; line numbers
+    and span indexes stay global."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    tables, rejects = [], []
+    records = line_off = 0
+    for block in blocks:
+        res = _fast_json_lines(block, file=file, source=source)
+        if res is None:
+            loaded = load_json(block, file=file, what="OTLP JSON")
+            docs = [(line + line_off, doc) for line, doc in loaded.docs]
+            for r in loaded.rejects:
+                r.line += line_off
+            res = parse_otlp_docs(docs, file=file, source=source, rejects=loaded.rejects, first_record=records)
+        elif records:
+            ix = res.spans.schema.get_field_index("record_line")
+            res.spans = res.spans.set_column(ix, "record_line", pc.add(res.spans.column("record_line"),
+                                                                         pa.scalar(records, pa.int64())))
+        tables.append(res.spans)
+        rejects.extend(res.rejects)
+        records += res.records
+        line_off += block.count(b"\n")
+    return SpanResult(concat_span_tables(tables), rejects, records, FORMAT_JSON)
 
 
 def _g(d: dict[str, Any], camel: str, snake: str) -> Any:
@@ -367,12 +443,7 @@ def _fast_schema(kind_type, code_type, int_type, time_type):
 
 
 def _fast_json_lines(data: bytes, *, file: str, source: str | None) -> SpanResult | None:
-    """The vectorized path for the Collector's JSON lines; None when it does not apply."""
-    if len(data) < _FAST_MIN_BYTES:
-        return None
-    head = data[:4096].lstrip()
-    if not head.startswith(b'{"resourceSpans"') or data.count(b"\n", 0, 1 << 20) < 1:
-        return None
+    """The vectorized reader for a block of the Collector's JSON lines; None when it does not apply."""
     import pyarrow as pa
     import pyarrow.json as pj
 
@@ -432,13 +503,15 @@ def _flatten(table, *, file: str, source: str):
         return pc.struct_field(spans, name)
 
     def ids(arr, required: bool):
-        # Hex only here (lower-cased, padded); base64 (Tempo) goes to the Python path.
-        ok = pc.fill_null(pc.match_substring_regex(arr, r"^[0-9a-fA-F]{16}([0-9a-fA-F]{16})?$"), True)
-        empty = pc.fill_null(pc.equal(arr, ""), False)
-        if not pc.all(pc.or_(ok, empty)).as_py():
+        # Hex only here (16 or 32 digits: lower-cased); anything else, e.g. base64 as Tempo writes it,
+        # goes to the Python path.
+        length = pc.utf8_length(arr)
+        ok = pc.fill_null(pc.or_(pc.is_in(length, value_set=pa.array([16, 32], pa.int32())), pc.equal(length, 0)),
+                          True)
+        if not pc.all(ok).as_py():
             raise _Fallback
         lower = pc.utf8_lower(arr)
-        zero = pc.fill_null(pc.match_substring_regex(lower, r"^0*$"), True)
+        zero = pc.fill_null(pc.is_in(lower, value_set=pa.array(["", "0" * 16, "0" * 32])), True)
         out = pc.if_else(zero, pa.scalar(None, pa.string()), lower)
         if required and out.null_count:
             raise _Fallback
@@ -529,10 +602,10 @@ def _int_col(arr):
 
     if pa.types.is_integer(arr.type):
         return pc.cast(arr, pa.int64())
-    ok = pc.fill_null(pc.match_substring_regex(arr, r"^\d+$"), True)
-    if not pc.all(ok).as_py():
-        raise _Fallback
-    return pc.cast(arr, pa.int64())
+    try:
+        return pc.cast(arr, pa.int64())
+    except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+        raise _Fallback from None
 
 
 def _pivot(attrs, n: int) -> dict[str, Any]:

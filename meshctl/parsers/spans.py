@@ -310,7 +310,7 @@ def _as_text(v: Any) -> str | None:
 SPAN_SCHEMA_EXTRA = [
     ("app", "string"), ("workload", "string"), ("namespace", "string"), ("version", "string"),
     ("cluster", "string"), ("is_proxy", "bool"), ("is_sidecar", "bool"), ("is_gateway", "bool"),
-    ("authority", "string"),
+    ("authority", "string"), ("peer_addr", "string"),
     ("status_code_i", "int32"), ("grpc_status_i", "int32"),
     ("bytes_received_i", "int64"), ("bytes_sent_i", "int64"), ("proto", "string"),
 ]
@@ -337,7 +337,6 @@ def finish_span_table(raw: pa.Table) -> pa.Table:
     import pyarrow.compute as pc
 
     raw = raw.combine_chunks()
-    n = raw.num_rows
 
     def col(name: str) -> pa.Array:
         c = raw.column(name)
@@ -349,31 +348,30 @@ def finish_span_table(raw: pa.Table) -> pa.Table:
     def coalesce(*arrays):
         return pc.coalesce(*arrays)
 
+    # Most of these columns repeat a few distinct values (services, pods, URLs, status codes): string
+    # work runs once per distinct value (dictionary-encode, transform the dictionary, take back).
     # Service names a tracer uses when it does not know its own name count as no name.
-    svc = col("service")
-    svc_l = pc.utf8_lower(svc)
-    unnamed = pc.or_(pc.is_in(svc_l, value_set=pa.array(sorted(_UNNAMED_SERVICES))),
-                     pc.starts_with(svc_l, "unknown_service:"))
-    svc = pc.if_else(unnamed, pa.scalar(None, pa.string()), svc)
+    def unnamed_to_null(d):
+        low = pc.utf8_lower(d)
+        bad = pc.or_(pc.is_in(low, value_set=pa.array(sorted(_UNNAMED_SERVICES))),
+                     pc.starts_with(low, "unknown_service:"))
+        return pc.if_else(bad, _null(), d)
+
+    svc = _via_dict(col("service"), unnamed_to_null)
 
     # Envoy node id → pod and namespace (sidecars, gateways).
     node = col("node_id")
-    node_parts = pc.extract_regex(node, _NODE_ID)
-    node_type = node_parts.field("t") if n else pa.array([], pa.string())
-    node_pod = node_parts.field("pod") if n else pa.array([], pa.string())
-    node_ns = node_parts.field("ns") if n else pa.array([], pa.string())
-    node_ns = pc.if_else(pc.is_valid(node_parts), node_ns, pa.scalar(None, pa.string()))
-    node_pod = pc.if_else(pc.is_valid(node_parts), node_pod, pa.scalar(None, pa.string()))
-    node_type = pc.if_else(pc.is_valid(node_parts), node_type, pa.scalar(None, pa.string()))
+    node_type = _via_dict(node, lambda d: _group(d, _NODE_ID, "t"))
+    node_pod = _via_dict(node, lambda d: _group(d, _NODE_ID, "pod"))
+    node_ns = _via_dict(node, lambda d: _group(d, _NODE_ID, "ns"))
 
     namespace = coalesce(col("k8s_namespace"), col("service_namespace"), node_ns)
     pod = coalesce(col("k8s_pod"), node_pod)
-    workload = coalesce(col("k8s_workload"), _strip(col("k8s_replicaset"), _RS), _pod_workload(pod))
+    workload = coalesce(col("k8s_workload"), _via_dict(col("k8s_replicaset"), lambda d: _strip(d, _RS)),
+                        _via_dict(pod, _pod_workload))
 
     # Istio names sidecar spans `<app>.<namespace>`; the app is the part before the namespace.
-    suffix_ns = pc.binary_join_element_wise(pa.scalar("."), namespace, "") if n else pa.array([], pa.string())
-    svc_ns_stripped = _strip_suffix(svc, suffix_ns)
-    app = coalesce(col("canonical_service"), svc_ns_stripped)
+    app = coalesce(col("canonical_service"), _strip_namespace(svc, namespace))
     version = coalesce(col("canonical_revision"), col("service_version"))
     cluster = col("k8s_cluster")
 
@@ -386,14 +384,13 @@ def finish_span_table(raw: pa.Table) -> pa.Table:
     is_sidecar = pc.or_(is_sidecar, pc.and_(pc.is_null(node_type),
                                             pc.fill_null(pc.starts_with(uc, "inbound|"), False)))
 
-    # Authority: the Host header, else the URL's host.
-    url_host = pc.extract_regex(col("url"), r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?(?P<h>[^/?#]+)")
-    url_host = pc.if_else(pc.is_valid(url_host), url_host.field("h"), _null()) if n else pa.array([], pa.string())
+    # Authority: the Host header, else the URL's host. Path: url.path / http.target without the
+    # query, else the URL's path.
+    url = col("url")
+    url_host = _via_dict(url, lambda d: _group(d, r"^[a-zA-Z][a-zA-Z0-9+.-]*://(?:[^@/]*@)?(?P<h>[^/?#]+)", "h"))
     authority = coalesce(blank_to_null(col("host")), url_host)
-    # Path: url.path / http.target without the query, else the URL's path.
-    url_path = pc.extract_regex(col("url"), r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*(?P<p>/[^?#]*)")
-    url_path = pc.if_else(pc.is_valid(url_path), url_path.field("p"), _null()) if n else pa.array([], pa.string())
-    path = coalesce(_strip(col("path"), r"^([^?#]*)"), url_path)
+    url_path = _via_dict(url, lambda d: _group(d, r"^[a-zA-Z][a-zA-Z0-9+.-]*://[^/?#]*(?P<p>/[^?#]*)", "p"))
+    path = coalesce(_via_dict(col("path"), lambda d: _strip(d, r"^([^?#]*)")), url_path)
 
     # Response flags: '-' means none.
     flags = col("response_flags")
@@ -402,15 +399,18 @@ def finish_span_table(raw: pa.Table) -> pa.Table:
     proto = _protocol(col("protocol"), col("protocol_version"), col("grpc_status"))
 
     out = raw
-    for name, arr in (("service", svc), ("path", path), ("response_flags", flags)):
+    for name, arr in (("service", svc), ("path", path), ("response_flags", flags),
+                      ("db_hint", pc.fill_null(col("db_hint"), False)),
+                      ("msg_hint", pc.fill_null(col("msg_hint"), False))):
         out = out.set_column(out.schema.get_field_index(name), name, arr)
     extras = {
         "app": app, "workload": workload, "namespace": namespace, "version": version, "cluster": cluster,
         "is_proxy": is_proxy, "is_sidecar": is_sidecar, "is_gateway": is_gateway, "authority": authority,
-        "status_code_i": _to_int(col("status_code"), pa.int32()),
-        "grpc_status_i": _to_int(col("grpc_status"), pa.int32()),
-        "bytes_received_i": _to_int(col("bytes_received"), pa.int64()),
-        "bytes_sent_i": _to_int(col("bytes_sent"), pa.int64()),
+        "peer_addr": _addr(col("peer_ip"), col("peer_port")),
+        "status_code_i": _via_dict(col("status_code"), lambda d: _to_int(d, pa.int32())),
+        "grpc_status_i": _via_dict(col("grpc_status"), lambda d: _to_int(d, pa.int32())),
+        "bytes_received_i": _via_dict(col("bytes_received"), lambda d: _to_int(d, pa.int64())),
+        "bytes_sent_i": _via_dict(col("bytes_sent"), lambda d: _to_int(d, pa.int64())),
         "proto": proto,
     }
     for name, t in SPAN_SCHEMA_EXTRA:
@@ -446,50 +446,44 @@ def _pod_workload(pod):
     return pc.coalesce(_strip(pod, _POD_RS), _strip(pod, _POD_SHORT))
 
 
-def _strip_suffix(values, suffixes):
-    """values with `suffixes` (row-wise) removed when they end with it and are longer; else unchanged."""
+def _via_dict(arr, fn):
+    """fn applied to the distinct values of a string column, mapped back to every row."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    if len(values) == 0:
+    if len(arr) == 0:
+        return fn(pa.array([], pa.string()))
+    enc = pc.dictionary_encode(arr)
+    if isinstance(enc, pa.ChunkedArray):
+        enc = enc.combine_chunks()
+    return fn(enc.dictionary).take(enc.indices)
+
+
+def _group(arr, pattern: str, name: str):
+    """Named group `name` of `pattern` (null when it does not match)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    if len(arr) == 0:
         return pa.array([], pa.string())
-    vlen = pc.utf8_length(values)
-    slen = pc.utf8_length(suffixes)
-    keep = pc.subtract(vlen, pc.fill_null(slen, 0))
-    head = pc.utf8_slice_codeunits(values, 0, 1 << 30)
-    # Row-wise "ends with": compare the tail of the value with the suffix.
-    tail_start = pc.if_else(pc.greater(keep, 0), keep, pa.scalar(0, keep.type))
-    tails = _slice_from(values, tail_start)
-    ok = pc.fill_null(pc.and_(pc.greater(slen, 1), pc.and_(pc.greater(keep, 0), pc.equal(tails, suffixes))), False)
-    return pc.if_else(ok, _slice_to(head, keep), values)
+    m = pc.extract_regex(arr, pattern)
+    return pc.if_else(pc.is_valid(m), pc.struct_field(m, name), pa.scalar(None, pa.string()))
 
 
-def _slice_from(values, starts):
-    """values[i][starts[i]:] (row-wise start offsets)."""
-    import numpy as np
+def _strip_namespace(svc, namespace):
+    """`reviews.bookinfo` with namespace `bookinfo` → `reviews`; other names unchanged."""
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    # Group by distinct offsets: few distinct namespace lengths in practice.
-    starts_np = pc.fill_null(starts, 0).to_numpy(zero_copy_only=False)
-    out = pa.nulls(len(values), pa.string())
-    for st in np.unique(starts_np):
-        mask = pa.array(starts_np == st)
-        out = pc.if_else(mask, pc.utf8_slice_codeunits(values, int(st), 1 << 30), out)
-    return out
-
-
-def _slice_to(values, stops):
-    import numpy as np
-    import pyarrow as pa
-    import pyarrow.compute as pc
-
-    stops_np = pc.fill_null(stops, 0).to_numpy(zero_copy_only=False)
-    out = pa.nulls(len(values), pa.string())
-    for st in np.unique(stops_np):
-        mask = pa.array(stops_np == st)
-        out = pc.if_else(mask, pc.utf8_slice_codeunits(values, 0, int(max(st, 0))), out)
-    return out
+    if len(svc) == 0:
+        return svc
+    pairs = pc.binary_join_element_wise(svc, pc.fill_null(namespace, ""), "\x1f")
+    enc = pc.dictionary_encode(pairs)
+    out = []
+    for v in enc.dictionary.to_pylist():  # distinct (service, namespace) pairs: few
+        name, _, ns = v.partition("\x1f")
+        out.append(name[: -len(ns) - 1] if ns and name.endswith("." + ns) and len(name) > len(ns) + 1 else name)
+    return pa.array(out, pa.string()).take(enc.indices)
 
 
 def _to_int(arr, t):
@@ -542,7 +536,9 @@ def concat_span_tables(tables: list[pa.Table]) -> pa.Table:
     tables = [t for t in tables if t is not None]
     if not tables:
         return empty_span_table()
-    return pa.concat_tables(tables, promote_options="none")
+    if len(tables) == 1:
+        return tables[0]
+    return pa.concat_tables(tables, promote_options="none").combine_chunks()
 
 
 # ---------------------------------------------------------------------------------------------
@@ -553,18 +549,35 @@ K_NONE, K_CLIENT, K_PRODUCER, K_SERVER, K_CONSUMER, K_INTERNAL = range(6)
 
 
 class _Spans:
-    """The span table as single-chunk Arrow columns plus a few numpy views, for the pairing steps."""
+    """The span table as single-chunk Arrow columns, with integer codes for the (trace, span id) and
+    (trace, parent id) keys and for the service, so the pairing steps are numpy array arithmetic."""
 
     def __init__(self, table: pa.Table) -> None:
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
 
-        self.t = table.combine_chunks()
-        self.n = self.t.num_rows
+        self.t = table if all(c.num_chunks <= 1 for c in table.columns) else table.combine_chunks()
+        self.n = n = self.t.num_rows
         k = pc.index_in(self.col("kind"), value_set=pa.array(_KIND_CODES))
         self.kind = pc.fill_null(k, -1).to_numpy(zero_copy_only=False).astype(np.int8) + 1
-        self.key = _keys(self.col("trace_id"), self.col("span_id"))
+        # (trace, span id) and (trace, parent id) → one integer code space: encode the ids (span and
+        # parent ids together, so equal ids get equal codes) and the trace ids, then compact the pairs.
+        tcode = _codes(self.col("trace_id"))
+        ids = pc.dictionary_encode(pa.concat_arrays([self.col("span_id"), self.col("parent_span_id")]))
+        icode = pc.fill_null(ids.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
+        width = len(ids.dictionary) + 1
+        pair = np.concatenate([tcode * width + icode[:n], np.where(icode[n:] >= 0, tcode * width + icode[n:], -1)])
+        uniq, inv = np.unique(pair, return_inverse=True)
+        inv = inv.reshape(-1).astype(np.int64)
+        if len(uniq) and uniq[0] < 0:  # the null parent key
+            inv = inv - 1
+        self.code, self.pcode = inv[:n], inv[n:]
+        self.ncodes = int(inv.max()) + 1 if len(inv) else 0
+        self.refresh_service()
+
+    def refresh_service(self) -> None:
+        self.svc = _codes(self.col("service"))
 
     def col(self, name: str) -> pa.Array:
         c = self.t.column(name)
@@ -578,6 +591,9 @@ class _Spans:
             c = pc.fill_null(c, fill)
         return c.to_numpy(zero_copy_only=False)
 
+    def flag(self, name: str) -> Any:
+        return self.np(name, False).astype(bool)
+
     def take(self, name: str, ix: Any) -> pa.Array:
         import pyarrow as pa
 
@@ -587,20 +603,33 @@ class _Spans:
         self.t = self.t.set_column(self.t.schema.get_field_index(name), name, arr)
 
 
-def _keys(trace: pa.Array, ids: pa.Array) -> Any:
-    """'trace:span' keys as a numpy object array (None where the id is null)."""
+def _codes(arr: pa.Array) -> Any:
+    """Dictionary codes of a column as int64 (-1 for null)."""
+    import numpy as np
     import pyarrow.compute as pc
 
-    return pc.binary_join_element_wise(trace, ids, ":").to_numpy(zero_copy_only=False)
+    enc = pc.dictionary_encode(arr)
+    return pc.fill_null(enc.indices, -1).to_numpy(zero_copy_only=False).astype(np.int64)
 
 
-def _index_of(keys: Any, where: Any) -> Any:
-    """Position of each of `keys` in the unique-keyed array `where` (-1 when absent or null)."""
+def _first_by_code(codes: Any, order: Any, size: int) -> Any:
+    """For each code, the first index in `order` that has it (-1 if none): a code → row lookup table."""
     import numpy as np
-    import pandas as pd
 
-    ix = pd.Index(where).get_indexer(pd.Index(keys))
-    return np.asarray(ix, dtype=np.int64)
+    out = np.full(size + 1, -1, dtype=np.int64)
+    oc = codes[order]
+    keep = oc >= 0
+    oc, oi = oc[keep], order[keep]
+    # np.unique's return_index gives the first occurrence in the (already ordered) sequence.
+    uniq, first = np.unique(oc, return_index=True)
+    out[uniq] = oi[first]
+    return out
+
+
+def _lookup(table: Any, codes: Any) -> Any:
+    import numpy as np
+
+    return np.where(codes >= 0, table[np.maximum(codes, 0)], -1)
 
 
 def _m(mask: Any) -> pa.Array:
@@ -621,75 +650,77 @@ def _isnull(a: pa.Array) -> Any:
     return pc.is_null(a).to_numpy(zero_copy_only=False)
 
 
+def _labels(codes: Any, labels: list[str]) -> pa.Array:
+    """Small integer codes (-1 = null) → a string array of those labels."""
+    import numpy as np
+    import pyarrow as pa
+
+    codes = np.asarray(codes, dtype=np.int32)
+    d = pa.DictionaryArray.from_arrays(pa.array(codes, mask=codes < 0), pa.array(labels, pa.string()))
+    return d.cast(pa.string())
+
+
 def pair_spans(spans: pa.Table) -> pa.Table:
     """The span table → requests-table rows (an Arrow table conforming to analyzers/table.py)."""
     import numpy as np
-    import pandas as pd
     import pyarrow.compute as pc
 
     from analyzers import table as rt
 
     if spans.num_rows == 0:
         return rt.empty_arrow()
-    # Spans without ids cannot take part; the same span collected twice (overlapping files or API
-    # pages) counts once.
+    # Spans without ids cannot take part.
     spans = spans.filter(pc.and_(pc.is_valid(spans.column("trace_id")), pc.is_valid(spans.column("span_id"))))
     if spans.num_rows == 0:
         return rt.empty_arrow()
-    dkey = pd.DataFrame({c: spans.column(c).to_numpy() for c in ("trace_id", "span_id", "kind", "service",
-                                                                 "start_us")})
-    dup = dkey.duplicated().to_numpy()
-    if dup.any():
-        spans = spans.filter(_m(~dup))
     S = _Spans(spans)
+    # The same span collected twice (overlapping files or API pages) counts once.
+    start = S.np("start_us", -1).astype(np.int64)
+    dup_order = np.lexsort((np.arange(S.n), start, S.kind, S.svc, S.code))
+    same = np.zeros(S.n, dtype=bool)
+    if S.n > 1:
+        a, b = dup_order[1:], dup_order[:-1]
+        same[a] = (S.code[a] == S.code[b]) & (S.kind[a] == S.kind[b]) & (S.svc[a] == S.svc[b]) & (start[a] == start[b])
+    if same.any():
+        S = _Spans(S.t.filter(_m(~same)))
     n, kind = S.n, S.kind
     idx = np.arange(n, dtype=np.int64)
     is_client = (kind == K_CLIENT) | (kind == K_PRODUCER)
     is_server = (kind == K_SERVER) | (kind == K_CONSUMER)
     no_kind = kind == K_NONE
-    shared = S.np("shared", False).astype(bool)
-    start = S.np("start_us").astype("float64")
-    dur = S.np("duration_ms", 0.0).astype("float64")
-    end = start + dur * 1000.0
+    shared = S.flag("shared")
+    start = S.np("start_us", -1).astype("float64")
+    end = start + S.np("duration_ms", 0.0).astype("float64") * 1000.0
 
     # Parent lookup on (trace, id). Where Zipkin shares an id between a client and a server half, a
     # child belongs to the server half (it ran in the server's process).
     rank = np.where(is_server, 0, np.where(is_client, 2, 1))
-    order = np.lexsort((idx, rank))
-    keys_sorted = S.key[order]
-    first = ~pd.Series(keys_sorted).duplicated().to_numpy()
-    uniq_keys, uniq_ix = keys_sorted[first], order[first]
-    pkeys = _keys(S.col("trace_id"), S.col("parent_span_id"))
-    pos = _index_of(pkeys, uniq_keys)
-    parent = np.where(pos >= 0, uniq_ix[np.maximum(pos, 0)], -1)
-    has_parent_id = S.np("parent_span_id") != None  # noqa: E711 - elementwise on an object array
+    by_code = _first_by_code(S.code, np.lexsort((idx, rank)), S.ncodes)
+    parent = _lookup(by_code, S.pcode)
+    has_parent_id = ~_isnull(S.col("parent_span_id"))
     has_p = parent >= 0
     pp = np.maximum(parent, 0)
 
     # A span that does not know its service (Zipkin `unknown`, an Envoy without --service-cluster)
     # runs in its parent's process: it borrows the parent's identity.
-    no_svc = _isnull(S.col("service")) & has_p
+    no_svc = (S.svc < 0) & has_p
     if no_svc.any():
         src = np.where(no_svc, parent, idx)
-        for c in ("service", "app", "workload", "namespace", "version", "cluster"):
-            S.set(c, S.take(c, src))
-    service = S.np("service")
-    is_proxy = S.np("is_proxy", False).astype(bool)
+        for col in ("service", "app", "workload", "namespace", "version", "cluster"):
+            S.set(col, S.take(col, src))
+        S.refresh_service()
+    svc = S.svc
+    is_proxy = S.flag("is_proxy")
 
     # 1. client/producer ↔ server/consumer: the server's parent (or, when shared, its own id) is the
     #    client. A producer with several consumers pairs with each.
-    link = np.where(shared, S.key, pkeys)
-    c_ix = idx[is_client]
-    ckeys = S.key[c_ix]
-    cfirst = ~pd.Series(ckeys).duplicated().to_numpy()
-    ckeys, c_ix = ckeys[cfirst], c_ix[cfirst]
-    s_ix = idx[is_server]
-    hit = _index_of(link[s_ix], ckeys)
+    client_by_code = _first_by_code(S.code, idx[is_client], S.ncodes)
+    link = np.where(shared, S.code, S.pcode)
+    hit = _lookup(client_by_code, np.where(is_server, link, -1))
     ok = hit >= 0
-    pair_c = [c_ix[hit[ok]]]
-    pair_s = [s_ix[ok]]
-    paired_server = np.zeros(n, dtype=bool)
-    paired_server[s_ix[ok]] = True
+    pair_c = [hit[ok]]
+    pair_s = [idx[ok]]
+    paired_server = ok.copy()
 
     # 2. a server span (or a span without a kind, OpenTracing-style) whose caller left no client span:
     #    the parent span in the other service is the caller (Jaeger's dependency rule). A server span
@@ -697,8 +728,8 @@ def pair_spans(spans: pa.Table) -> pa.Table:
     #    instrumentations); one that starts after its parent server span ended is a new request.
     p_kind = np.where(has_p, kind[pp], -1)
     p_serverish = (p_kind == K_SERVER) | (p_kind == K_CONSUMER)
-    p_service = np.where(has_p, service[pp], None)
-    other_service = (service != None) & (p_service != None) & (service != p_service)  # noqa: E711
+    p_svc = np.where(has_p, svc[pp], -1)
+    other_service = (svc >= 0) & (p_svc >= 0) & (svc != p_svc)
     rest_server = is_server & ~paired_server
     nested = has_p & p_serverish & (start >= np.where(has_p, start[pp], 0) - 1000.0) & \
         (start < np.where(has_p, end[pp], 0))
@@ -718,7 +749,7 @@ def pair_spans(spans: pa.Table) -> pa.Table:
     # A root client span written by a gateway proxy (Envoy node type router) also received the request
     # first: the user → gateway request is a row of its own. (A sidecar's root client span is its app's
     # call, not a user's.)
-    gateway_entry = is_client & S.np("is_gateway", False).astype(bool) & ~has_parent_id
+    gateway_entry = is_client & S.flag("is_gateway") & ~has_parent_id
 
     # 4. client spans with no server side → virtual callee; unless the call continues in a child client
     #    span of another service or of a proxy (the app's span above its sidecar's span).
@@ -752,9 +783,10 @@ def _build_rows(S: _Spans, c: Any, s: Any, how: Any, parent: Any) -> pa.Table:
 
     n = len(c)
     has_c, has_s = c >= 0, s >= 0
+    cc, ss = np.maximum(c, 0), np.maximum(s, 0)
     gw = how == 2
-    ckind = np.where(has_c, S.kind[np.maximum(c, 0)], -1)
-    skind = np.where(has_s, S.kind[np.maximum(s, 0)], -1)
+    ckind = np.where(has_c, S.kind[cc], -1)
+    skind = np.where(has_s, S.kind[ss], -1)
     c_is_call = has_c & ~gw & ((ckind == K_CLIENT) | (ckind == K_PRODUCER) | (ckind == K_NONE))
     c_fields = c_is_call | gw  # the caller's span describes this call
 
@@ -766,8 +798,7 @@ def _build_rows(S: _Spans, c: Any, s: Any, how: Any, parent: Any) -> pa.Table:
 
     def Cc(name: str) -> pa.Array:
         """Caller-side field only where the caller's span is the call itself."""
-        a = C(name)
-        return pc.if_else(_m(c_fields), a, _null(a.type))
+        return S.take(name, np.where(c_fields, c, -1))
 
     def pick(name: str, prefer_server: bool = False) -> pa.Array:
         a, b = Cc(name), Sv(name)
@@ -791,71 +822,73 @@ def _build_rows(S: _Spans, c: Any, s: Any, how: Any, parent: Any) -> pa.Table:
     duration = where(caller_time, dur_c, dur_s)
     upstream_time = where(c_is_call & has_s, dur_s, _null(pa.float64()))
 
-    # Status.
-    def failed(status: pa.Array, err: pa.Array) -> Any:
-        e = pc.utf8_lower(err)
+    # Status: error when either side failed (status ERROR or an error tag), ok when either said OK.
+    def failed(ix: Any) -> Any:
+        status = S.take("status", ix)
+        e = pc.utf8_lower(S.take("error_tag", ix))
         bad = pc.and_(pc.is_valid(e), pc.invert(pc.is_in(e, value_set=pa.array(["false", "0", "ok", "unset"]))))
-        return pc.fill_null(pc.or_(pc.equal(status, "error"), bad), False).to_numpy(zero_copy_only=False) | \
-            pc.fill_null(pc.equal(status, "error"), False).to_numpy(zero_copy_only=False)
+        return pc.fill_null(pc.or_kleene(pc.equal(status, "error"), bad), False).to_numpy(zero_copy_only=False)
 
-    is_err = failed(Cc("status"), Cc("error_tag")) | failed(Sv("status"), Sv("error_tag"))
-    is_ok = pc.fill_null(pc.or_(pc.equal(Cc("status"), "ok"), pc.equal(Sv("status"), "ok")), False).to_numpy(
-        zero_copy_only=False)
-    span_status = np.where(is_err, "error", np.where(is_ok, "ok", None)).astype(object)
+    c_side = np.where(c_fields, c, -1)
+    is_err = failed(c_side) | failed(s)
+    is_ok = pc.fill_null(pc.or_kleene(pc.equal(S.take("status", c_side), "ok"), pc.equal(Sv("status"), "ok")),
+                         False).to_numpy(zero_copy_only=False)
+    span_status = _labels(np.where(is_err, 0, np.where(is_ok, 1, -1)), ["error", "ok"])
 
     # Source: the caller's identity, or a virtual / user / unknown caller.
     ident = ("app", "workload", "namespace", "version", "cluster")
-    src = {k: where(has_c & ~gw, C(k), _null()) for k in ident}
+    src_ix = np.where(has_c & ~gw, c, -1)
+    src = {k: S.take(k, src_ix) for k in ident}
     peer = pc.coalesce(Sv("peer_service"), Sv("remote_service"))
     consumer_msg = pc.if_else(pc.and_(_m(skind == K_CONSUMER), pc.is_null(peer)), Sv("messaging_system"), _null())
     vname = pc.coalesce(peer, consumer_msg)
-    vkind = np.where(~_isnull(consumer_msg) | _known(peer, MESSAGING_NAMES), "messaging", "external")
+    named = ~_isnull(vname)
+    messaging = ~_isnull(consumer_msg) | _known(peer, MESSAGING_NAMES)
     root = _isnull(Sv("parent_span_id"))
     no_caller = ~has_c
-    source_kind = np.where(no_caller, np.where(~_isnull(vname), vkind, np.where(root, "user", "unknown")), None)
-    source_kind = np.where(gw, "user", source_kind).astype(object)
+    # SOURCE_KINDS order: user, external, messaging, gateway, unknown
+    sk = np.where(named, np.where(messaging, 2, 1), np.where(root, 0, 4))
+    sk = np.where(no_caller, sk, -1)
+    sk = np.where(gw, 0, sk)
+    source_kind = _labels(sk, ["user", "external", "messaging", "gateway", "unknown"])
     src["app"] = where(no_caller, vname, src["app"])
 
     # Destination: the callee's identity, or a virtual peer named by the caller's attributes.
-    dst = {k: where(has_s, Sv(k), _null()) for k in ident}
-    dst_service = where(has_s, Sv("service"), _null())
-    dst_kind = np.full(n, None, dtype=object)
+    dst_ix = np.where(gw, c, s)
+    dst = {k: S.take(k, dst_ix) for k in ident}
+    dst_service = S.take("service", dst_ix)
+    dk = np.full(n, -1, dtype=np.int64)  # DESTINATION_KINDS order: external database messaging gateway unknown
     uc = pick("upstream_cluster")
     uc_host, uc_subset = _parse_cluster(uc)
     only_c = has_c & ~has_s & ~gw
     if only_c.any():
-        name, kind_v = _virtual_peer(S, c)
+        name, kind_code = _virtual_peer(S, np.where(only_c, c, -1))
         dst_service = where(only_c, name, dst_service)
-        dst_kind = np.where(only_c, kind_v, dst_kind)
-    if gw.any():  # the gateway proxy is the callee of the user's request
-        for k in ident:
-            dst[k] = where(gw, C(k), dst[k])
-        dst_service = where(gw, C("service"), dst_service)
-        dst_kind = np.where(gw, "gateway", dst_kind)
+        dk = np.where(only_c, kind_code, dk)
+    dk = np.where(gw, 3, dk)
     # A proxy span with no service name (an Envoy without --service-cluster): its upstream cluster or
     # authority names where the request went.
-    proxy_s = has_s & S.np("is_proxy", False).astype(bool)[np.maximum(s, 0)] & _isnull(dst_service) & ~gw
+    proxy_s = has_s & S.flag("is_proxy")[ss] & _isnull(dst_service) & ~gw
     if proxy_s.any():
         dst_service = where(proxy_s, pc.coalesce(uc_host, _host_only(pick("authority")), _cluster_name(uc)),
                             dst_service)
+    destination_kind = _labels(dk, ["external", "database", "messaging", "gateway", "unknown"])
 
     # Direction and the reporting span.
-    c_gateway = has_c & S.np("is_gateway", False).astype(bool)[np.maximum(c, 0)]
-    direction = np.where(gw, "inbound", np.where(c_is_call, np.where(c_gateway, "gateway", "outbound"),
-                                                 "inbound")).astype(object)
+    c_gateway = has_c & S.flag("is_gateway")[cc]
+    direction = _labels(np.where(gw, 1, np.where(c_is_call, np.where(c_gateway, 2, 0), 1)),
+                        ["outbound", "inbound", "gateway"])
     rep = np.where(c_is_call | gw, c, s)
 
     # Correlation: span_id is the span that handled the call; rows form a tree (module docstring).
-    span_id = where(gw, C("span_id"), where(has_s, Sv("span_id"), C("span_id")))
+    row_span = np.where(gw, c, np.where(has_s, s, c))
     first = np.where(c_is_call | gw, c, np.where(has_s, s, c))
-    # A gateway's forwarded call hangs under the gateway's entry row (which carries the proxy span's id).
     gw_spans = np.zeros(S.n, dtype=bool)
     gw_spans[c[gw]] = True
-    parent_row = _calling_row(S, first, span_id, parent, np.where((how == 0) & has_c & has_s, c, -1), gw_spans)
+    parent_row = _calling_row(S, first, row_span, parent, np.where((how == 0) & has_c & has_s, c, -1), gw_spans)
 
-    ts_us = pc.cast(ts, pa.int64())
     cols: dict[str, Any] = {
-        "timestamp": pc.cast(ts_us, pa.timestamp("us", tz="UTC")),
+        "timestamp": pc.cast(pc.cast(ts, pa.int64()), pa.timestamp("us", tz="UTC")),
         "duration_ms": duration,
         "upstream_service_time_ms": upstream_time,
         "response_code": pick("status_code_i", prefer_server=True),
@@ -874,8 +907,8 @@ def _build_rows(S: _Spans, c: Any, s: Any, how: Any, parent: Any) -> pa.Table:
         "source_app": src["app"],
         "source_version": src["version"],
         "source_cluster": src["cluster"],
-        "source_kind": pa.array(source_kind, pa.string()),
-        "downstream_remote_address": _addr(Sv("peer_ip"), Sv("peer_port")),
+        "source_kind": source_kind,
+        "downstream_remote_address": Sv("peer_addr"),
         "destination_service": dst_service,
         "destination_workload": dst["workload"],
         "destination_namespace": dst["namespace"],
@@ -883,19 +916,19 @@ def _build_rows(S: _Spans, c: Any, s: Any, how: Any, parent: Any) -> pa.Table:
         "destination_version": dst["version"],
         "destination_subset": uc_subset,
         "destination_cluster": dst["cluster"],
-        "destination_kind": pa.array(dst_kind, pa.string()),
-        "upstream_host": pc.coalesce(Cc("upstream_host"), where(c_is_call, _addr(C("peer_ip"), C("peer_port")),
-                                                                _null()), Sv("local_addr")),
+        "destination_kind": destination_kind,
+        "upstream_host": pc.coalesce(Cc("upstream_host"),
+                                     S.take("peer_addr", np.where(c_is_call, c, -1)), Sv("local_addr")),
         "upstream_cluster": uc,
-        "direction": pa.array(direction, pa.string()),
+        "direction": direction,
         "reporter_workload": pc.coalesce(S.take("workload", rep), S.take("app", rep)),
         "reporter_namespace": S.take("namespace", rep),
-        "trace_id": where(has_s, Sv("trace_id"), C("trace_id")),
-        "span_id": span_id,
-        "parent_span_id": pa.array(parent_row, pa.string()),
+        "trace_id": S.take("trace_id", row_span),
+        "span_id": S.take("span_id", row_span),
+        "parent_span_id": parent_row,
         "request_id": pick("request_id"),
-        "span_status": pa.array(span_status, pa.string()),
-        "record_kind": pa.array(np.full(n, "span", dtype=object), pa.string()),
+        "span_status": span_status,
+        "record_kind": _labels(np.zeros(n), ["span"]),
         "record_format": S.take("record_format", rep),
         "record_source": S.take("record_source", rep),
         "record_file": S.take("record_file", rep),
@@ -903,8 +936,7 @@ def _build_rows(S: _Spans, c: Any, s: Any, how: Any, parent: Any) -> pa.Table:
     }
     table = pa.table(cols)
     # Input order of the reporting spans (file, then position), so output is reproducible.
-    line = S.np("record_line", 0).astype(np.int64)[np.maximum(rep, 0)]
-    order = np.lexsort((np.arange(n), line, rep))
+    order = np.lexsort((np.arange(n), rep))
     return table.take(pa.array(order))
 
 
@@ -965,38 +997,39 @@ def _cluster_name(uc: pa.Array) -> pa.Array:
 
 
 def _virtual_peer(S: _Spans, c: Any) -> tuple[pa.Array, Any]:
-    """Name and destination_kind of the callee of a client span that has no server side."""
+    """Name and destination_kind code (DESTINATION_KINDS order; -1 = an in-mesh callee) of the callee
+    of each client span in `c` (-1: not a virtual-callee row) that has no server side."""
     import numpy as np
     import pyarrow.compute as pc
 
     def C(name: str) -> pa.Array:
         return S.take(name, c)
 
+    cc = np.maximum(c, 0)
     peer = pc.coalesce(C("peer_service"), C("remote_service"))
-    server_addr = pc.coalesce(C("server_address"))
+    server_addr = C("server_address")
     net_peer = C("net_peer_name")
     db_system, db_name = C("db_system"), C("db_name")
-    ckind = np.where(c >= 0, S.kind[np.maximum(c, 0)], -1)
+    ckind = np.where(c >= 0, S.kind[cc], -1)
     has_db_attr = ~_isnull(db_system) | ~_isnull(db_name)
-    is_db = has_db_attr | S.np("db_hint", False).astype(bool)[np.maximum(c, 0)] | _known(peer, DATABASE_NAMES)
-    is_msg = (ckind == K_PRODUCER) | ~_isnull(C("messaging_system")) | \
-        S.np("msg_hint", False).astype(bool)[np.maximum(c, 0)] | _known(peer, MESSAGING_NAMES)
+    is_msg = (ckind == K_PRODUCER) | ~_isnull(C("messaging_system")) | (S.flag("msg_hint")[cc] & (c >= 0)) | \
+        _known(peer, MESSAGING_NAMES)
     is_msg &= ~has_db_attr
-    is_db &= ~(is_msg & ~has_db_attr)
+    is_db = has_db_attr | ((S.flag("db_hint")[cc] & (c >= 0)) | _known(peer, DATABASE_NAMES)) & ~is_msg
     uc_host, _ = _parse_cluster(C("upstream_cluster"))
 
     # Databases: the precedence of Tempo's service-graph processor (peer.service, server.address,
     # network.peer.address[:port], db.name), then the older net.peer.name and the system itself.
-    db_label = pc.coalesce(peer, server_addr, _addr(C("peer_ip"), C("peer_port")), db_name, net_peer, db_system)
+    db_label = pc.coalesce(peer, server_addr, C("peer_addr"), db_name, net_peer, db_system)
     msg_label = pc.coalesce(peer, server_addr, net_peer, C("messaging_system"))
     other = pc.coalesce(peer, server_addr, net_peer, uc_host, _host_only(C("authority")))
     name = pc.if_else(_m(is_db), db_label, pc.if_else(_m(is_msg), msg_label, other))
-    kind = np.where(is_db, "database", np.where(is_msg, "messaging", "external")).astype(object)
+    kind = np.where(is_db, 1, np.where(is_msg, 2, 0))
     # An Istio outbound cluster to a mesh service: an in-mesh callee whose own span is missing.
     in_mesh = pc.fill_null(pc.match_substring(uc_host, ".svc."), False).to_numpy(zero_copy_only=False) | \
         pc.fill_null(pc.ends_with(uc_host, ".svc.cluster.local"), False).to_numpy(zero_copy_only=False)
-    kind = np.where(in_mesh & ~is_db & ~is_msg, None, kind)
-    kind = np.where(_isnull(name), "unknown", kind).astype(object)
+    kind = np.where(in_mesh & ~is_db & ~is_msg, -1, kind)
+    kind = np.where(_isnull(name), 4, kind)
     return name, kind
 
 
@@ -1011,25 +1044,19 @@ def _call_protocol(S: _Spans, c: Any, s: Any, ckind: Any, skind: Any) -> pa.Arra
     return pc.if_else(_m(msg), broker, S.take("db_system", c))
 
 
-def _calling_row(S: _Spans, first: Any, row_span: pa.Array, parent: Any, pair_client: Any,
-                 gw_spans: Any) -> Any:
+def _calling_row(S: _Spans, first: Any, row_span: Any, parent: Any, pair_client: Any, gw_spans: Any) -> pa.Array:
     """For each row, the span_id of the row it was called from: the nearest ancestor of its first span
     that is some row's span (or a gateway's entry span); else the first span's raw parent id."""
     import numpy as np
-    import pandas as pd
-    import pyarrow as pa
     import pyarrow.compute as pc
 
-    trace = S.take("trace_id", np.maximum(first, 0))
-    row_keys = pc.binary_join_element_wise(trace, row_span, ":").to_numpy(zero_copy_only=False)
-    is_row_span = pd.Index(row_keys[row_keys != None]).unique().get_indexer(  # noqa: E711
-        pd.Index(S.key)) >= 0
-    is_row_span = np.asarray(is_row_span, dtype=bool) | gw_spans
-    span_ids = S.np("span_id")
-    out = np.full(len(first), None, dtype=object)
+    is_row_code = np.zeros(S.ncodes + 1, dtype=bool)
+    is_row_code[S.code[row_span[row_span >= 0]]] = True
+    is_row_span = is_row_code[np.where(S.code >= 0, S.code, S.ncodes)] | gw_spans
+    out = np.full(len(first), -1, dtype=np.int64)
     # A call made by a gateway proxy's own root client span hangs under the gateway entry row.
     via_gw = (pair_client >= 0) & gw_spans[np.maximum(pair_client, 0)]
-    out[via_gw] = span_ids[pair_client[via_gw]]
+    out[via_gw] = pair_client[via_gw]
     cur = np.where(first >= 0, parent[np.maximum(first, 0)], -1)
     unresolved = (first >= 0) & ~via_gw
     for _ in range(512):  # bounded: a malformed trace with a parent cycle cannot loop forever
@@ -1037,11 +1064,7 @@ def _calling_row(S: _Spans, first: Any, row_span: pa.Array, parent: Any, pair_cl
         if not alive.any():
             break
         hit = alive & is_row_span[np.maximum(cur, 0)]
-        out[hit] = span_ids[cur[hit]]
+        out[hit] = cur[hit]
         unresolved = alive & ~hit
         cur = np.where(unresolved, parent[np.maximum(cur, 0)], -1)
-    missing = np.array([v is None for v in out], dtype=bool) & (first >= 0)
-    raw_parent = S.np("parent_span_id")
-    out[missing] = raw_parent[first[missing]]
-    del pa
-    return out
+    return pc.coalesce(S.take("span_id", out), S.take("parent_span_id", np.where(out < 0, first, -1)))

@@ -71,7 +71,14 @@ def read_trace_file(path: str | Path | InputFile, *, fmt: str = "auto") -> SpanR
 
     inp = path if isinstance(path, InputFile) else InputFile(str(path), Path(path))
     with inp.open() as f:
-        data = f.read()
+        head = f.read(HEAD_BYTES)
+        chosen = canonical_format(fmt) if fmt not in (None, "", "auto") else detect_trace_format(head)
+        if chosen == "otlp-json":
+            from meshctl.parsers.otlp_traces import is_json_lines_head, read_otlp_json_lines
+
+            if is_json_lines_head(head):  # the Collector's JSON lines: read in blocks, not all at once
+                return read_otlp_json_lines(head, f, file=inp.name, source=inp.name)
+        data = head + f.read()
     return parse_trace_bytes(data, file=inp.name, source=inp.name, fmt=fmt)
 
 
