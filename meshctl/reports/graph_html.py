@@ -27,7 +27,7 @@ def to_html(g: nx.DiGraph, *, title: str = "Service graph", layout: str = "auto"
     if g.number_of_nodes() == 0:
         svg, layout_note = '<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 400 80"><text x="20" y="45">' \
                            "no requests in the selection</text></svg>", "empty"
-    elif shutil.which(engine):
+    elif graphviz_available(engine):
         svg = gr.run_graphviz(gr.to_dot(g, ids=True, legend=False, tooltips=False), engine=engine)
         svg = svg[svg.index("<svg"):]
         layout_note = f"layout: graphviz {engine}"
@@ -73,6 +73,10 @@ def to_html(g: nx.DiGraph, *, title: str = "Service graph", layout: str = "auto"
     )
 
 
+def graphviz_available(engine: str) -> bool:
+    return shutil.which(engine) is not None
+
+
 def _script_json(obj: Any) -> str:
     """JSON safe inside <script>: no `</script>`, no HTML comment openers."""
     from meshctl.output import dump_json
@@ -111,7 +115,9 @@ def builtin_layout(g: nx.DiGraph) -> dict[str, tuple[int, int]]:
 
 def builtin_svg(g: nx.DiGraph) -> str:
     pos = builtin_layout(g)
-    col_w, row_h, box_w, box_h, pad = 230, 64, 150, 34, 30
+    longest = max((len(gr.node_label(n, a).split("\n")[0]) for n, a in g.nodes(data=True)), default=10)
+    box_w = min(260, max(150, 7 * min(longest, 34) + 24))
+    col_w, row_h, box_h, pad = box_w + 80, 64, 34, 30
     height_rows = max((p[1] for p in pos.values()), default=0) + 1
     n_layers = max((p[0] for p in pos.values()), default=0) + 1
     width, height = pad * 2 + n_layers * col_w, pad * 2 + height_rows * row_h
@@ -120,8 +126,8 @@ def builtin_svg(g: nx.DiGraph) -> str:
     vmax = max((gr.traffic(a) for _, _, a in g.edges(data=True)), default=0.0)
     parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}pt" '
              f'height="{height}pt"><defs><marker id="arrow" viewBox="0 0 10 10" refX="9" refY="5" '
-             'markerWidth="6" markerHeight="6" orient="auto-start-reverse"><path d="M0,0L10,5L0,10z" '
-             'fill="context-stroke"/></marker></defs><g class="graph">']
+             'markerUnits="userSpaceOnUse" markerWidth="11" markerHeight="11" orient="auto-start-reverse">'
+             '<path d="M0,0L10,5L0,10z" fill="context-stroke"/></marker></defs><g class="graph">']
     for i, (s, t, a) in enumerate(g.edges(data=True)):
         (x1, y1), (x2, y2) = xy[s], xy[t]
         _, colour = gr.error_band(a.get("error_rate") if a.get("requests") else None)
@@ -140,7 +146,7 @@ def builtin_svg(g: nx.DiGraph) -> str:
         _, _, fill, _, _ = gr.NODE_STYLE.get(a.get("kind", "unknown"), gr.NODE_STYLE["unknown"])
         rate = a.get("in_error_rate") if a.get("in_requests") else a.get("out_error_rate")
         _, colour = gr.error_band(rate)
-        label = html.escape(gr.node_label(n, a).split("\n")[0][:22])
+        label = html.escape(gr.node_label(n, a).split("\n")[0][:34])
         parts.append(f'<g id="{node_key[n]}" class="node"><rect x="{x - box_w / 2}" y="{y - box_h / 2}" '
                      f'width="{box_w}" height="{box_h}" rx="8" fill="{fill}" stroke="{colour}" stroke-width="1.6"/>'
                      f'<text x="{x}" y="{y + 4}" text-anchor="middle" font-family="Helvetica,Arial,sans-serif" '
