@@ -436,3 +436,31 @@ def iter_hcms(bootstrap: dict[str, Any]):
             for f in chain.get("filters", []):
                 if f.get("name") == HCM:
                     yield listener, f["typed_config"]
+
+
+def apply_destination_rule(bootstrap: dict[str, Any], rule: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+    """A copy of `bootstrap` with an Istio DestinationRule's traffic policies on the clusters of its host
+    (`spec.trafficPolicy` on every `outbound|PORT|*|HOST` cluster, `spec.subsets[].trafficPolicy` on top
+    for that subset's), as istiod would send them. Returns the bootstrap and the names of the changed
+    clusters (none when this proxy has no cluster for the host)."""
+    import copy
+
+    boot = copy.deepcopy(bootstrap)
+    spec = rule.get("spec") or {}
+    host = spec.get("host")
+    where = f"DestinationRule {((rule.get('metadata') or {}).get('name'))}"
+    top = spec.get("trafficPolicy") or {}
+    subsets = {s.get("name"): s.get("trafficPolicy") or {} for s in spec.get("subsets") or []}
+    changed = []
+    for cluster in boot.get("static_resources", {}).get("clusters", []):
+        parts = cluster["name"].split("|")
+        if len(parts) != 4 or parts[0] != "outbound" or parts[3] != host:
+            continue
+        policy = dict(top)
+        if parts[2] and parts[2] in subsets:
+            policy.update(subsets[parts[2]])  # istiod: a subset's policy overrides the top-level one per field
+        if not policy:
+            continue
+        cluster.update(destination_rule_cluster_settings(policy, where=f"{where}.trafficPolicy"))
+        changed.append(cluster["name"])
+    return boot, changed

@@ -167,6 +167,7 @@ def run_demo(opts: DemoOptions, reporter: Reporter | None = None) -> DemoResult:
                 skip(n, "the mesh did not start")
     finally:
         mesh.stop()
+    ctx["mesh"] = mesh
     have_traffic = result.stage("traffic").status == "ok"
     if have_traffic and run("collect", lambda st: _collect(st, mesh, out, ctx)):
         run("graph", lambda st: _graph(st, out, ctx, result))
@@ -350,9 +351,93 @@ def _canary(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) ->
                     f"{res.verdict}, score {res.score:g}")
 
 
+SUGGEST_KINDS = ("circuit-breaker", "rate-limit", "sidecar")
+
+
 def _suggest(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> None:
-    _require("analyzers.suggest")
-    raise _Missing("suggest integration pending")
+    _require("analyzers.suggest", "meshctl.render.engine", "meshctl.validate")
+    from analyzers.suggest import SuggestConfig, analyze
+    from analyzers.suggest.resources import resources
+    from analyzers.table import to_frame
+    from meshctl.output import dump_json, dump_yaml_stream
+    from meshctl.render.engine import render_documents
+
+    df = to_frame(_access_log_rows(ctx))
+    docs: list[Any] = []
+    comments: list[str | None] = []
+    results = {}
+    for kind in SUGGEST_KINDS:
+        res = analyze(kind, df, SuggestConfig(namespace=None), replay=True)
+        results[kind] = res
+        for r in resources(res, "istio").resources:
+            rendered = render_documents(r.template, r.context)
+            docs += rendered
+            comments += [r.comment] + [None] * (len(rendered) - 1)
+    result.suggestions = results
+    path = out / "suggestions.yaml"
+    path.write_text(dump_yaml_stream(docs, comments), encoding="utf-8")
+    (out / "suggestions.json").write_text(dump_json({k: r.to_dict() for k, r in results.items()}), encoding="utf-8")
+    stage.files += [path, out / "suggestions.json"]
+    checks = validate_suggestions(docs, ctx["mesh"])
+    ctx["suggest_checks"] = checks
+    (out / "suggestions-validation.json").write_text(dump_json(checks), encoding="utf-8")
+    stage.files.append(out / "suggestions-validation.json")
+    bad = [c for c in checks if not c["ok"]]
+    kinds = ", ".join(f"{sum(1 for d in docs if d.get('kind') == k)} {k}" for k in ("DestinationRule", "EnvoyFilter",
+                                                                                      "Sidecar"))
+    stage.detail = f"{kinds}; " + (f"{len(bad)} failed validation" if bad else
+                                   f"validated ({sum(c['proxies'] for c in checks)} proxy configs checked by Envoy)")
+    if bad:
+        raise MeshctlError("suggested configuration failed validation: "
+                           + "; ".join(f"{c['object']}: {c['message']}" for c in bad))
+
+
+def validate_suggestions(docs: list[dict[str, Any]], mesh: Any) -> list[dict[str, Any]]:
+    """Check the suggested resources the way they would be used: schema-less checks of the Envoy
+    types (meshctl.validate), then each DestinationRule's traffic policy and each EnvoyFilter applied
+    to the configuration of every proxy of the demo mesh it concerns, checked by `envoy --mode validate`."""
+    from meshctl.envoy import validate_bootstrap
+    from meshctl.envoyfilter import apply_envoyfilters
+    from meshctl.mesh.bootstrap import apply_destination_rule
+    from meshctl.validate import Validator
+
+    checks: list[dict[str, Any]] = []
+    problems = Validator(envoy_types=True, envoy=False).validate(docs)
+    for p in problems:
+        checks.append({"object": str(getattr(p, "object", "")), "check": "envoy-types", "ok": p.severity != "error",
+                       "proxies": 0, "message": str(p)})
+    pods = [*([mesh.gateway] if mesh.gateway else []), *mesh.pods]
+    for doc in docs:
+        meta = doc.get("metadata") or {}
+        name = f"{doc.get('kind')}/{meta.get('namespace')}/{meta.get('name')}"
+        if doc.get("kind") == "DestinationRule":
+            tested, failed = 0, []
+            for pod in pods:
+                boot, changed = apply_destination_rule(pod.envoy.bootstrap, doc)
+                if not changed:
+                    continue
+                tested += 1
+                verdict = validate_bootstrap(boot)
+                if not verdict.ok:
+                    failed.append(f"{pod.name}: {verdict.message}")
+            note = "" if tested else f"no proxy of the demo mesh has a cluster for host {doc['spec'].get('host')}"
+            checks.append({"object": name, "check": "envoy --mode validate (callers' clusters)", "ok": not failed,
+                           "proxies": tested, "message": "; ".join(failed) or note})
+        elif doc.get("kind") == "EnvoyFilter":
+            tested, failed = 0, []
+            for pod in pods:
+                labels = {"app": pod.app, **({"version": pod.version} if pod.version else {})}
+                applied = apply_envoyfilters(pod.envoy.bootstrap, [doc], labels=labels, namespace=pod.namespace,
+                                             proxy_type="gateway" if pod.role == "gateway" else "sidecar")
+                if not applied.applied:
+                    continue
+                tested += 1
+                verdict = validate_bootstrap(applied.bootstrap)
+                if not verdict.ok:
+                    failed.append(f"{pod.name}: {verdict.message}")
+            checks.append({"object": name, "check": "envoy --mode validate (selected proxies)", "ok": not failed,
+                           "proxies": tested, "message": "; ".join(failed) or ("" if tested else "selects no proxy")})
+    return checks
 
 
 def _write_summary(result: DemoResult) -> None:
