@@ -246,6 +246,26 @@ def _underpowered(r: MetricResult, mc: MetricConfig, n0: int, n1: int, power_at:
         r.reason += "; no realistic amount of data reaches it (the effect is too small for this data)"
 
 
+def classify_mean_inequality(mc: MetricConfig, baseline: np.ndarray, canary: np.ndarray) -> MetricResult:
+    """Kayenta's benchmark-only MeanInequalityClassifier: High when the canary mean is above the
+    baseline mean, Low when below (as the direction allows), no statistics."""
+    r = _base(mc, math.nan, math.nan)
+    r.test = "mean inequality"
+    b, c = prepare_series(stats.as_array(baseline), mc), prepare_series(stats.as_array(canary), mc)
+    if b.size == 0 or c.size == 0:
+        return _no_data(r, mc, "no data")
+    mb, mcn = float(b.mean()), float(c.mean())
+    r.baseline, r.canary = {"mean": mb, "count": int(b.size)}, {"mean": mcn, "count": int(c.size)}
+    r.effect = stats.mean_ratio(mb, mcn)
+    if mc.direction in ("increase", "either") and mcn > mb:
+        r.classification, r.reason, r.critical = HIGH, "the canary mean is greater than the baseline mean", mc.critical
+    elif mc.direction in ("decrease", "either") and mcn < mb:
+        r.classification, r.reason, r.critical = LOW, "the canary mean is less than the baseline mean", mc.critical
+    else:
+        r.reason, r.effect = "means are equal (or differ in the direction not judged)", 1.0
+    return r
+
+
 # ---- proportions (error rate) -----------------------------------------------------------------
 
 def classify_proportion(mc: MetricConfig, e0: int, n0: int, e1: int, n1: int, *, confidence: float,

@@ -221,15 +221,25 @@ def finish(cfg: JudgeConfig, results: list[MetricResult], thresholds: list[Thres
             reasons += [f"threshold {t.description}: {t.reason}" for t in thr_nodata]
     else:
         missing = [r for r in scored if r.classification == NODATA]
+        # A critical metric without data zeroes Kayenta's score; here it makes the run inconclusive
+        # (no traffic is no evidence of a bad canary), while a critical High/Low fails it. Metrics
+        # without data fail the run only if it fails even with all of them passing.
+        critical_failures = [r for r in scored if r.critical and r.classification not in (PASS, NODATA)]
+        best = scorer.score([replace(r, classification=PASS, critical=False) if r.classification == NODATA else r
+                             for r in scored], cfg.group_weights) if missing else sr
+        best_cls = scorer.classify_score(best.score, cfg.pass_threshold, cfg.marginal_threshold)
         if not scored and not thresholds:
             verdict = "inconclusive"
             reasons.append("no metrics to judge")
-        elif thr_failed or sr.zeroed_because == "critical":
+        elif thr_failed or critical_failures:
             verdict = "fail"
-        elif sr.zeroed_because == "too_many_nodata":
+        elif best_cls == "Fail":
+            verdict = "fail"
+            if missing:
+                reasons.insert(0, f"score {best.score:g} even if the metrics without data passed: below the "
+                                  f"marginal threshold {cfg.marginal_threshold:g}")
+        elif sr.zeroed_because in ("too_many_nodata", "critical"):
             verdict = "inconclusive"
-        elif score_cls == "Fail":
-            verdict = "fail"
         elif missing or thr_nodata:
             verdict = "inconclusive"
             reasons += [f"threshold {t.description}: {t.reason}" for t in thr_nodata]

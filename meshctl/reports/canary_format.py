@@ -69,6 +69,18 @@ def value(m: Any, side: str) -> str:
     return f"mean {num(d.get('mean'))}{unit} (n {num(d.get('count', 0))})"
 
 
+def short_value(m: Any, side: str) -> str:
+    """The one figure a terminal cell has room for."""
+    d = m.baseline if side == "baseline" else m.canary
+    unit = f" {m.unit}" if m.unit and m.unit != "ratio" else ""
+    if m.kind == "proportion":
+        return pct(d.get("rate", d.get("rate_overall")))
+    if m.kind == "quantile":
+        key = next((k for k in ("p99", "p90", "p50") if m.name.endswith(k)), "p99")
+        return f"{num(d.get('overall_' + key, d.get(key)))}{unit}"
+    return f"{num(d.get('mean'))}{unit}"
+
+
 def effect(m: Any) -> str:
     e = m.effect
     if _isnan(e):

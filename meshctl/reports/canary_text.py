@@ -26,10 +26,11 @@ def print_result(result: Any, file: TextIO | None = None) -> None:
         rows = []
         for m in result.metrics:
             rows.append((f"{m.name}", f"{f.MARK.get(m.classification, '')} {f.label(m)}",
-                         f.value(m, "baseline"), f.value(m, "canary"), f.effect(m), f.p_value(m), f.ci(m),
-                         f.power(m)))
+                         f.short_value(m, "baseline"), f.short_value(m, "canary"), f.effect(m), f.p_value(m),
+                         f.ci(m), f.power(m)))
         print_table(["metric", "result", result.labels[0], result.labels[1], "effect", "p-value", ci_head,
-                     "power"], rows, file=file)
+                     "power"], rows, file=file,
+                    caption="baseline/canary: rate, mean, or the quantile; details in -o json or --markdown")
     if result.thresholds:
         print_table(["threshold", result.labels[1], result.labels[0], "result"],
                     [(t.description, f.num(t.value), f.num(t.baseline_value),
