@@ -306,8 +306,39 @@ def _collect(stage: Stage, mesh: Any, out: Path, ctx: dict[str, Any]) -> None:
 
 
 def _graph(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> None:
-    _require("analyzers.graph", "meshctl.reports")
-    raise _Missing("graph integration pending")
+    _require("analyzers.graph", "meshctl.reports.graph_render", "meshctl.reports.graph_html")
+    from analyzers.graph import GRAPH_COLUMNS, build_graph
+    from meshctl.reports import graph_render as gr
+    from meshctl.reports.graph_html import to_html
+
+    frame = ctx["dataset"].read(columns=GRAPH_COLUMNS)
+    spans = frame[frame["record_kind"] == "span"]
+    notes = []
+    # The app graph uses every row (access logs win where both exist). The version graph uses the
+    # span rows: a client/server span pair names the versions on both ends, while a client-side access
+    # log only knows the subset it called and a server-side one not its caller.
+    for rows, group_by, stem, title in (
+            (frame, "app", "graph", "meshctl demo: service graph"),
+            (spans, "app-version", "graph-versions", "meshctl demo: service graph by version (from spans)")):
+        if rows.empty:
+            notes.append(f"no rows for {stem}")
+            continue
+        g = build_graph(rows, group_by=group_by)
+        if group_by == "app":
+            result.edges = [(a, b, dict(d)) for a, b, d in g.edges(data=True)]
+            ctx["graph"] = g
+        else:
+            ctx["graph_versions"] = g
+        files = {f"{stem}.json": gr.to_json(g), f"{stem}.html": to_html(g, title=title)}
+        try:
+            files[f"{stem}.svg"] = gr.to_svg(g, title=title)
+        except Exception as exc:  # graphviz missing: the HTML page has its own layout
+            notes.append(f"no {stem}.svg ({exc})")
+        for name, text in files.items():
+            (out / name).write_text(text, encoding="utf-8")
+            stage.files.append(out / name)
+    g = ctx["graph"]
+    stage.detail = f"{g.number_of_nodes()} nodes, {g.number_of_edges()} edges" + (f"; {'; '.join(notes)}" if notes else "")
 
 
 def _access_log_rows(ctx: dict[str, Any]) -> Any:
