@@ -121,12 +121,15 @@ def critical_path(prep: Prepared) -> CriticalPath:
 
 
 def _start_ms(prep: Prepared) -> np.ndarray:
-    """Row start times in milliseconds since the epoch (NaN when unknown)."""
+    """Row start times in milliseconds since the earliest row (NaN when unknown): relative, so that
+    float64 keeps sub-microsecond precision (epoch milliseconds would not)."""
     import numpy as np
 
     from analyzers.graph import _epoch_us
 
     us = _epoch_us(prep.selected)[prep.keep]
-    out = us.astype(np.float64) / 1000.0
-    out[us == np.iinfo(np.int64).min] = np.nan
+    missing = us == np.iinfo(np.int64).min
+    base = us[~missing].min() if (~missing).any() else 0
+    out = (us - base).astype(np.float64) / 1000.0
+    out[missing] = np.nan
     return out

@@ -216,7 +216,7 @@ def _walk_latency(prep: Prepared, g: nx.DiGraph, start: str, res: WhyResult, max
 
     idx = {nd.id: i for i, nd in enumerate(prep.nodes)}
     cp = critical_path(prep) if prep.is_trace.any() else None
-    if cp is not None and cp.traces and idx[start] in cp.total_ms:
+    if cp is not None and cp.traces and (idx[start] in cp.total_ms or any(s == idx[start] for s, _ in cp.wait_ms)):
         res.latency_method = f"critical path ({cp.traces} traces)"
 
         def step(node: str) -> LatencyStep | None:
@@ -241,9 +241,25 @@ def _walk_latency(prep: Prepared, g: nx.DiGraph, start: str, res: WhyResult, max
             own = max(0.0, total - sum(w for _, w in waits))
             return LatencyStep(node, round(total, 3), round(own, 3), [(n, round(ms, 3)) for n, ms in waits])
 
-    node, seen = start, {start}
-    for _ in range(max_depth):
+    def first_step(node: str) -> LatencyStep | None:
         st = step(node)
+        if st is None and g.out_degree(node):
+            # A root (its callers are not in the data): what its own calls cost is still known.
+            outs = [(t, d) for _, t, d in g.out_edges(node, data=True)]
+            waits = []
+            for t, d in outs:
+                if cp is not None and cp.traces:
+                    ms = cp.wait_ms.get((idx[node], idx[t]), 0.0)
+                else:
+                    ms = (d.get("mean_ms") or 0.0) * d["requests"] / max(1, g.nodes[node]["out_requests"])
+                waits.append((t, round(ms, 3)))
+            waits.sort(key=lambda w: -w[1])
+            st = LatencyStep(node, round(sum(w for _, w in waits), 3), 0.0, waits)
+        return st
+
+    node, seen = start, {start}
+    for depth in range(max_depth):
+        st = first_step(node) if depth == 0 else step(node)
         if st is None:
             break
         res.latency_path.append(st)
