@@ -210,6 +210,19 @@ def test_mixed_reporters_are_flagged():
     assert any("not directly comparable" in n for n in cohorts.notes)
 
 
+def test_spans_of_the_same_requests_are_not_counted_twice():
+    logs_b, logs_c = cohort_rows("v1", 2_000, seed=1), cohort_rows("v2", 2_000, seed=2)
+    spans_b = cohort_rows("v1", 500, seed=3, record_kind="span", error_rate=0.5)
+    spans_c = cohort_rows("v2", 500, seed=4, record_kind="span", error_rate=0.5)
+    t = requests_table(logs_b, logs_c, spans_b, spans_c)
+    cohorts = assign(t, "reviews", baseline=parse_selector("version=v1"), canary=parse_selector("version=v2"))
+    assert (cohorts.baseline.rows, cohorts.canary.rows) == (2_000, 2_000)
+    assert any("record kind: access_log rows (1000 rows of other kinds" in n for n in cohorts.notes)
+    only_spans = assign(requests_table(spans_b, spans_c), "reviews", baseline=parse_selector("version=v1"),
+                        canary=parse_selector("version=v2"))
+    assert only_spans.canary.rows == 500
+
+
 def test_client_side_failures_invisible_inbound_are_reported():
     c_out = cohort_rows("v2", 200, seed=4, direction="outbound", response_flags="UF")
     t = requests_table(cohort_rows("v1", 1_000, seed=1), cohort_rows("v2", 1_000, seed=2), c_out)

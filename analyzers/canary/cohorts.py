@@ -313,8 +313,9 @@ def assign(
         cut = int(switch_at.timestamp() * 1_000_000)
         b &= ts < cut
         c &= ts >= cut
-    both = b & c
     notes: list[str] = []
+    b, c = _one_record_kind(cols, b, c, labels, notes)
+    both = b & c
     if both.any():
         raise ConfigError(f"{int(both.sum())} requests match both the {labels[0]} and the {labels[1]} selector: "
                           "make them exclusive (e.g. version=v1 and version=v2)", f"--{labels[1]}")
@@ -391,6 +392,39 @@ def assign(
     cohorts = Cohorts(cols, code, infos[0], infos[1], used, service, notes)
     _time_ranges(cohorts)
     return cohorts
+
+
+RECORD_KIND_ORDER = ("access_log", "otlp_log", "span")
+
+
+def _one_record_kind(cols: Columns, b: np.ndarray, c: np.ndarray, labels: tuple[str, str],
+                     notes: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """Access logs, OTLP logs and spans of the same requests must not be counted together: keep one
+    record kind, the first of access_log, otlp_log, span that both cohorts have."""
+    if _constant(cols, "record_kind") is not None or not cols.has("record_kind"):
+        return b, c
+    codes, values = cols.codes("record_kind")
+    rank = {k: i for i, k in enumerate(RECORD_KIND_ORDER)}
+    lut = np.array([rank.get(v, len(RECORD_KIND_ORDER)) for v in values], dtype=np.int8)
+    kind_of = lut[codes]
+    nk = len(RECORD_KIND_ORDER) + 1
+    have_b = np.bincount(kind_of[b], minlength=nk) > 0
+    have_c = np.bincount(kind_of[c], minlength=nk) > 0
+    both = np.flatnonzero(have_b & have_c)
+    if both.size:
+        kb = kc = int(both[0])
+    else:
+        kb = int(np.flatnonzero(have_b)[0]) if have_b.any() else 0
+        kc = int(np.flatnonzero(have_c)[0]) if have_c.any() else 0
+    name = {i: k for k, i in rank.items()}
+    dropped = int(np.count_nonzero(b & (kind_of != kb)) + np.count_nonzero(c & (kind_of != kc)))
+    if dropped:
+        notes.append(f"record kind: {name.get(kb, 'other')} rows ({dropped} rows of other kinds describe the same "
+                     "requests and are left out)")
+    if kb != kc:
+        notes.append(f"the cohorts come from different record kinds ({labels[0]}: {name.get(kb, 'other')}, "
+                     f"{labels[1]}: {name.get(kc, 'other')})")
+    return b & (kind_of == kb), c & (kind_of == kc)
 
 
 def _constant(cols: Columns, name: str) -> str | None:

@@ -22,7 +22,8 @@ from meshctl.options import Globals, data_option, namespace_option, output_optio
 EXIT_BY_VERDICT = {"pass": EXIT_OK, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 # Columns a table run always needs (selectors, expressions and custom values add theirs).
 BASE_COLUMNS = ["timestamp", "duration_ms", "response_code", "grpc_status", "response_flags", "span_status",
-                "method", "path", "direction", "destination_service", "destination_app", "destination_namespace"]
+                "method", "path", "direction", "destination_service", "destination_app", "destination_namespace",
+                "record_kind"]
 
 
 @click.group()
