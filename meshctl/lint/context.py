@@ -1,0 +1,101 @@
+"""What every lint rule gets: the parsed input, the merged mesh config, the known services, a reporter.
+
+A rule is metadata plus one function (`Rule(name, description, kinds, codes, check)`), in the spirit
+of istioctl's analyzers: `check(ctx)` reads documents through `ctx.of_kind(...)`, the mesh config
+through `ctx.mesh`, and reports with `ctx.report(code, doc, path, **params)`, which fills in the
+catalog message, the object (kind/namespace/name), the file and the line of the field.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from meshctl.lint.hosts import ServiceIndex
+from meshctl.lint.loader import Document, DuplicateKey, Path, SyntaxProblem
+from meshctl.lint.meshconfig import MeshSource, MeshView
+from meshctl.lint.messages import CATALOG, Finding
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str  # dotted, e.g. "telemetry.UnknownProvider"
+    description: str
+    kinds: tuple[str, ...]  # the inputs it reads ("Telemetry", "MeshConfig", "Service", ...)
+    codes: tuple[str, ...]  # the catalog codes it may report
+    check: Callable[[LintContext], None]
+
+
+def json_path(path: Iterable[Any]) -> str:
+    out = "$"
+    for p in path:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        elif isinstance(p, str) and p and all(c.isalnum() or c in "_-" for c in p) and not p[0].isdigit():
+            out += f".{p}"
+        else:
+            out += "[" + repr(str(p)) + "]"
+    return out
+
+
+@dataclass
+class LintContext:
+    documents: list[Document]
+    mesh: MeshView
+    services: ServiceIndex
+    syntax: list[SyntaxProblem] = field(default_factory=list)
+    duplicate_keys: list[DuplicateKey] = field(default_factory=list)
+    embedded_problems: list[tuple[Document, str]] = field(default_factory=list)
+    texts: dict[str, str] = field(default_factory=dict)  # file -> text (for block-scalar line offsets)
+    options: dict[str, Any] = field(default_factory=dict)
+    findings: list[Finding] = field(default_factory=list)
+    rule: str = ""
+
+    # ---- reading ---------------------------------------------------------------------------------
+    def of_kind(self, *kinds: str, group: str | None = None) -> Iterator[Document]:
+        """Kubernetes-shaped documents of these kinds (and API group prefix, e.g. "networking.istio.io")."""
+        for d in self.documents:
+            if d.kind in kinds and d.is_resource and (group is None or d.group == group or d.group.endswith("." + group)):
+                yield d
+
+    def istio(self, kind: str) -> Iterator[Document]:
+        for d in self.documents:
+            if d.kind == kind and d.group.endswith("istio.io"):
+                yield d
+
+    # ---- reporting -------------------------------------------------------------------------------
+    def report(self, code: str, doc: Document | None = None, path: Path = (), *,
+               source: MeshSource | None = None, line: int | None = None, **params: Any) -> Finding:
+        """Report a catalog message about `doc` (at field `path`), or about a mesh config `source`
+        (at `path` inside the mesh config)."""
+        msg = CATALOG[code]
+        text = msg.render(params)
+        if source is not None:
+            holder = source.doc
+            full = source.path(path)
+            line = line or source.line_of(path)
+            finding = Finding(code, msg.name, msg.severity, text, self.rule,
+                              kind=holder.kind or source.form, namespace=holder.metadata.get("namespace") if holder.is_resource else None,
+                              object=holder.name if holder.is_resource else source.doc.file.rsplit("/", 1)[-1],
+                              file=holder.file, line=line, path=json_path(full))
+        elif doc is not None:
+            finding = Finding(code, msg.name, msg.severity, text, self.rule,
+                              kind=doc.kind if doc.is_resource else None,
+                              namespace=doc.namespace if doc.is_resource else None,
+                              object=doc.name if doc.is_resource else f"document {doc.index + 1}",
+                              file=doc.file, line=line or doc.line_of(path), path=json_path(path) if path else None)
+        else:
+            finding = Finding(code, msg.name, msg.severity, text, self.rule, line=line,
+                              file=params.get("file"))
+        finding.extra = dict(params)
+        self.findings.append(finding)
+        return finding
+
+
+def mapping(v: Any) -> Mapping[str, Any]:
+    return v if isinstance(v, Mapping) else {}
+
+
+def seq(v: Any) -> list[Any]:
+    return v if isinstance(v, list) else []

@@ -1,0 +1,1 @@
+"""One module per concern; each defines `RULE` (see meshctl.lint.context.Rule). Listed in meshctl.lint.registry."""
