@@ -191,12 +191,28 @@ class Dataset:
         columns: Sequence[str] | None = None,
         since: datetime | None = None,
         until: datetime | None = None,
+        dictionary: bool = False,
     ) -> pa.Table:
-        """The table (or some columns), optionally limited to [since, until), without the dedup key."""
+        """The table (or some columns), optionally limited to [since, until), without the dedup key.
+
+        `dictionary=True` returns string columns dictionary-encoded, as Parquet stores them: no
+        per-row strings are built, which halves reading and matching millions of rows."""
         import pyarrow.dataset as ds
 
         self.require()
-        dataset = ds.dataset(str(self.requests_dir), format="parquet", schema=_stored_schema())
+        cols = list(columns) if columns else rt.COLUMN_NAMES
+        unknown = set(cols) - set(rt.COLUMN_NAMES)
+        if unknown:
+            raise InputError(f"unknown requests-table columns: {sorted(unknown)}")
+        schema, fmt = _stored_schema(), "parquet"
+        if dictionary:
+            import pyarrow as pa
+
+            strings = [f.name for f in schema if pa.types.is_string(f.type) and f.name in cols]
+            schema = pa.schema([pa.field(f.name, pa.dictionary(pa.int32(), pa.string())) if f.name in strings else f
+                                for f in schema], metadata=schema.metadata)
+            fmt = ds.ParquetFileFormat(read_options=ds.ParquetReadOptions(dictionary_columns=strings))
+        dataset = ds.dataset(str(self.requests_dir), format=fmt, schema=schema)
         flt = None
         ts = ds.field("timestamp")
         if since is not None:
@@ -204,10 +220,6 @@ class Dataset:
         if until is not None:
             cond = ts < _arrow_ts(until)
             flt = cond if flt is None else flt & cond
-        cols = list(columns) if columns else rt.COLUMN_NAMES
-        unknown = set(cols) - set(rt.COLUMN_NAMES)
-        if unknown:
-            raise InputError(f"unknown requests-table columns: {sorted(unknown)}")
         return dataset.to_table(columns=cols, filter=flt)
 
     def read(

@@ -258,7 +258,7 @@ def _judge_table(kind: str, g: Globals, opts: dict[str, Any], labels: tuple[str,
             raise InputError(exc.message, file=opts["config_file"], field=exc.field) from None
     mcs = table_mcs if table_mcs is not None else ac.table_metrics(cfg)
     columns = _columns(mcs, [baseline, canary])
-    table = ds.arrow(columns=columns, since=since, until=until)
+    table = ds.arrow(columns=columns, since=since, until=until, dictionary=True)
     try:
         cohorts = ac.assign(table, opts["service"], baseline=baseline, canary=canary, namespace=g.namespace,
                             reporter=opts["reporter"], switch_at=switch_at, labels=labels)
