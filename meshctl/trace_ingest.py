@@ -58,6 +58,7 @@ def ingest_traces(
     dedup: bool = True,
 ) -> IngestReport:
     """Read, pair and store the spans of `sources`; never raises for a single bad source."""
+    import zlib
     from concurrent.futures import ThreadPoolExecutor
 
     import numpy as np
@@ -79,7 +80,7 @@ def ingest_traces(
         start = time.perf_counter()
         try:
             results[i] = read_source(sources[i], fmt)
-        except (*SourceErrors, ValueError) as exc:
+        except (*SourceErrors, ValueError, zlib.error) as exc:
             summaries[i].error = str(exc) if isinstance(exc, MeshctlError) else f"{type(exc).__name__}: {exc}"
         finally:
             summaries[i].seconds = round(time.perf_counter() - start, 3)

@@ -32,8 +32,9 @@ Row conventions (documented for readers of the table in docs/traces.md):
                             span's when there is no client span; upstream_service_time_ms is the server
                             span's length when both exist
   source_* / destination_*  identity of the client and server sides (service.name → *_app after removing
-                            a `.namespace` suffix Istio adds; k8s.* resource attributes → workload,
-                            namespace, cluster; service.version / istio.canonical_revision → version);
+                            a `.namespace` suffix Istio adds; k8s.* resource attributes or the Envoy
+                            node id → workload, else the app; namespace, cluster; service.version /
+                            istio.canonical_revision → version);
                             destination_service is the server's service.name or the virtual peer's name;
                             a virtual caller's name is in source_app with source_kind set
   direction                 outbound when a client/producer span saw the call, inbound when only the
@@ -372,6 +373,9 @@ def finish_span_table(raw: pa.Table) -> pa.Table:
 
     # Istio names sidecar spans `<app>.<namespace>`; the app is the part before the namespace.
     app = coalesce(col("canonical_service"), _strip_namespace(svc, namespace))
+    # Without Kubernetes attributes the service is the unit that runs: the workload is named after
+    # it, on both sides of a call alike (so callers and callees group the same way).
+    workload = coalesce(workload, app)
     version = coalesce(col("canonical_revision"), col("service_version"))
     cluster = col("k8s_cluster")
 

@@ -72,6 +72,10 @@ def read_trace_file(path: str | Path | InputFile, *, fmt: str = "auto") -> SpanR
     inp = path if isinstance(path, InputFile) else InputFile(str(path), Path(path))
     with inp.open() as f:
         head = f.read(HEAD_BYTES)
+        if head[:2] == b"\x1f\x8b":  # gzip the opener could not see (a stdin without peek)
+            import gzip
+
+            return parse_trace_bytes(gzip.decompress(head + f.read()), file=inp.name, source=inp.name, fmt=fmt)
         chosen = canonical_format(fmt) if fmt not in (None, "", "auto") else detect_trace_format(head)
         if chosen == "otlp-json":
             from meshctl.parsers.otlp_traces import is_json_lines_head, read_otlp_json_lines
