@@ -29,8 +29,10 @@ Counting each request once (the reporter policy, in graph attribute `dedup_polic
     A request through two sidecars is logged twice: by the client (direction outbound, or gateway)
     and by the server (inbound). For each edge:
     1. a server-side row is dropped when a client-side row of the same request exists (same
-       request_id and callee): the client's view counts, and attempts the server saw within one
-       client request (Envoy retries) are not extra requests;
+       request_id and callee service): the client's view counts, and attempts the server saw within
+       one client request (Envoy retries) are not extra requests. A client row that names only the
+       callee's service (no workload/app: typical of outbound logs) takes the callee's workload,
+       app and version from its server row, so versioned and workload graphs stay exact;
     2. a server-side row that cannot be paired (no request id on it, or the edge's client rows carry
        none) is dropped when client-side rows exist for the same caller -> callee (for a server row
        that does not name its caller: for the same callee);
@@ -475,8 +477,25 @@ def prepare(df: pd.DataFrame, *, group_by: str = "app", namespace: str | None = 
 
     src_map = np.array([intern(source_node(group_by, values(src_fact, row), multi=multi, gateway=bool(row[-1])))
                         for row in src_combos], dtype=np.int64)
-    # Callees with a workload/app identity first, so that service-only callees can merge into them.
     dst_rows = [values(dst_fact, row) for row in dst_combos]
+
+    # Pair the client and server rows of one request (request id + callee service); a client row
+    # that names only the callee's service borrows the workload/app/version its server row knows.
+    callee_codes: dict[tuple, int] = {}
+    ck_of_combo = np.array([callee_codes.setdefault(k, len(callee_codes)) if (k := callee_key(r)) else -1
+                            for r in dst_rows] + [-1], dtype=np.int64)
+    paired, partner, has_rid = _pair_requests(sel, side, is_trace, ck_of_combo[dst_group] if n else dst_group)
+    lacks = np.array([r[2] is None and r[3] is None for r in dst_rows] + [False], dtype=bool)
+    borrow = (side == _SIDE_CLIENT) & (partner >= 0)
+    if borrow.any():
+        cand = np.flatnonzero(borrow)
+        mine, theirs = dst_group[cand], dst_group[partner[cand]]
+        ok = lacks[mine] & ~lacks[theirs]
+        if ok.any():
+            dst_group = dst_group.copy()
+            dst_group[cand[ok]] = theirs[ok]
+
+    # Callees with a workload/app identity first, so that service-only callees can merge into them.
     dst_map = np.zeros(len(dst_rows), dtype=np.int64)
     for i in sorted(range(len(dst_rows)), key=lambda i: dst_rows[i][2] is None and dst_rows[i][3] is None):
         dst_map[i] = intern(destination_node(group_by, dst_rows[i], multi=multi, known_ids=set(node_index)))
@@ -484,7 +503,8 @@ def prepare(df: pd.DataFrame, *, group_by: str = "app", namespace: str | None = 
     dst = dst_map[dst_group] if n else np.zeros(0, dtype=np.int64)
 
     unknown_node = np.array([nd.kind == "unknown" for nd in nodes] + [False], dtype=bool)
-    keep, dropped = _reporter_policy(sel, src, dst, side, is_trace, len(nodes), unknown_node[src])
+    keep, dropped = _reporter_policy(src, dst, side, is_trace, len(nodes), unknown_node[src], paired, partner,
+                                     has_rid)
 
     start, end = _to_utc(since), _to_utc(until)
     if n and (start is None or end is None):
@@ -498,13 +518,68 @@ def prepare(df: pd.DataFrame, *, group_by: str = "app", namespace: str | None = 
                     rows_selected=n, dropped=dropped, multi_cluster=multi, clusters=clusters)
 
 
-def _reporter_policy(sel: pd.DataFrame, src: np.ndarray, dst: np.ndarray, side: np.ndarray,
-                     is_trace: np.ndarray, n_nodes: int, src_unknown: np.ndarray) -> tuple[np.ndarray, dict]:
-    """Keep mask of the reporter policy (module docstring) and per edge the dropped (server, trace) rows."""
+def callee_key(values: tuple) -> tuple | None:
+    """What both sides of a call call the callee: (namespace, service name) - the service's short name
+    from destination_service, else the app label (by convention the service's name)."""
+    _cl, ns, wl, app, _ver, svc, dkind = values
+    if dkind in VIRTUAL_KINDS:
+        return None
+    name, svc_ns, in_mesh = split_service(svc, ns)
+    if name and in_mesh:
+        return (svc_ns or ns, name)
+    if app or wl:
+        return (ns, app or wl)
+    return (ns, name) if name else None
+
+
+def _pair_requests(sel: pd.DataFrame, side: np.ndarray, is_trace: np.ndarray,
+                   callee: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows of one request on both sides: (server rows that pair with a client row; per row the index
+    of a row of the other side of its request, or -1; whether the row has a request id)."""
     import numpy as np
     import pandas as pd
 
     n = len(sel)
+    paired = np.zeros(n, dtype=bool)
+    partner = np.full(n, -1, dtype=np.int64)
+    client = (side == _SIDE_CLIENT) & ~is_trace
+    server = (side == _SIDE_SERVER) & ~is_trace
+    rid = _col(sel, "request_id")
+    has_rid = rid.notna().to_numpy(dtype=bool)
+    if not (client.any() and server.any()):
+        return paired, partner, has_rid
+    idx = np.flatnonzero((client | server) & has_rid & (callee >= 0))
+    if len(idx) == 0:
+        return paired, partner, has_rid
+    if len(idx) * 2 > n:  # factorizing the whole column is cheaper than copying most of it first
+        rcodes = pd.factorize(rid)[0].astype(np.int64)[idx]
+    else:
+        rcodes = pd.factorize(rid.iloc[idx])[0].astype(np.int64)
+    inv, _ = pd.factorize(rcodes * (int(callee.max()) + 1) + callee[idx])
+    inv = inv.astype(np.int64)
+    ngrp = int(inv.max()) + 1
+    is_cli = client[idx]
+    cli_rep = np.full(ngrp, -1, dtype=np.int64)
+    cli_rep[inv[is_cli]] = idx[is_cli]
+    srv_rep = np.full(ngrp, -1, dtype=np.int64)
+    srv_rep[inv[~is_cli]] = idx[~is_cli]
+    # The client's view wins, retries included: every server row of a request a client logged is
+    # that request seen again.
+    matched = ~is_cli & (cli_rep[inv] >= 0)
+    paired[idx[matched]] = True
+    partner[idx[matched]] = cli_rep[inv[matched]]
+    answered = is_cli & (srv_rep[inv] >= 0)
+    partner[idx[answered]] = srv_rep[inv[answered]]
+    return paired, partner, has_rid
+
+
+def _reporter_policy(src: np.ndarray, dst: np.ndarray, side: np.ndarray, is_trace: np.ndarray, n_nodes: int,
+                     src_unknown: np.ndarray, paired: np.ndarray, partner: np.ndarray,
+                     has_rid: np.ndarray) -> tuple[np.ndarray, dict]:
+    """Keep mask of the reporter policy (module docstring) and per edge the dropped (server, trace) rows."""
+    import numpy as np
+
+    n = len(src)
     keep = np.ones(n, dtype=bool)
     if n == 0:
         return keep, {}
@@ -520,25 +595,10 @@ def _reporter_policy(sel: pd.DataFrame, src: np.ndarray, dst: np.ndarray, side: 
     dropped_server = np.zeros(n, dtype=bool)
     blame = edge.copy()  # the edge a dropped server row is accounted to (its client counterpart's)
     if client.any() and server.any():
-        rid = _col(sel, "request_id")
-        has_rid = rid.notna().to_numpy(dtype=bool)
-        paired = np.zeros(n, dtype=bool)
-        idx = np.flatnonzero((client | server) & has_rid)
-        if len(idx):
-            # Pairing on (request id, callee): a server row whose request the client side logged too
-            # is that request seen twice. The client's view wins, including its retries: attempts
-            # the server saw inside one client request are not extra requests on the edge.
-            rcodes, _ = pd.factorize(rid.iloc[idx] if len(idx) < n else rid)
-            inv, _ = pd.factorize(rcodes.astype(np.int64) * n_nodes + dst[idx])
-            inv = inv.astype(np.int64)
-            is_cli = client[idx]
-            n_client = np.bincount(inv[is_cli], minlength=int(inv.max()) + 1)
-            srv = np.flatnonzero(~is_cli)
-            matched = srv[n_client[inv[srv]] > 0]
-            paired[idx[matched]] = True
-            client_edge = np.zeros(len(n_client), dtype=np.int64)
-            client_edge[inv[is_cli]] = edge[idx[is_cli]]
-            blame[idx[matched]] = client_edge[inv[matched]]
+        paired_here = server & paired
+        blame[paired_here] = edge[partner[paired_here]]
+        # Unpaired server rows where client sidecars report the same edge (or the same callee, for
+        # server rows that do not name the caller) and pairing was not possible.
         rest = server & ~paired
         on_cli_edge = np.isin(edge, np.unique(edge[client]))
         on_norid_edge = np.isin(edge, np.unique(edge[client & ~has_rid]))
@@ -548,7 +608,7 @@ def _reporter_policy(sel: pd.DataFrame, src: np.ndarray, dst: np.ndarray, side: 
             (~has_rid & (on_cli_edge | (src_unknown & to_cli_dst)))
             | (has_rid & (on_norid_edge | (src_unknown & to_norid_dst)))
         )
-        dropped_server = paired | unpairable
+        dropped_server = paired_here | unpairable
         keep &= ~dropped_server
         by_dst = unpairable & src_unknown & ~on_cli_edge
         if by_dst.any():

@@ -345,3 +345,25 @@ def test_dependency_links(oracles_dir):
     assert sum(a["requests"] for _, _, a in g.edges(data=True)) == sum(x["callCount"] for x in links) == 2_985_281
     with pytest.raises(ValueError, match="link 0"):
         from_dependency_links([{"parent": "a"}])
+
+
+def test_client_rows_borrow_the_callee_identity_their_server_rows_know():
+    # Outbound logs name the service (and the subset) but not the pod that answered; the inbound row
+    # of the same request does. Versioned and workload graphs use the server's identity.
+    rows = []
+    for i, ver in enumerate(["v1", "v2", "v2", "v1", "v2"]):
+        rows.append(row("ns/a:v1", None, rid=f"r{i}", destination_service="b.ns.svc.cluster.local",
+                        destination_subset=ver, t=i))
+        rows.append(row(None, f"ns/b:{ver}", direction="inbound", rid=f"r{i}", t=i))
+    rows.append(row("ns/a:v1", None, rid="lost", code=503, flags="UH", destination_service="b.ns.svc.cluster.local"))
+    df = frame(rows)
+    g = build_graph(df, group_by="app-version")
+    assert g.edges["ns/a:v1", "ns/b:v1"]["requests"] == 2
+    assert g.edges["ns/a:v1", "ns/b:v2"]["requests"] == 3
+    assert g.edges["ns/a:v1", "ns/b:v2"]["reporter"] == "client"  # still counted from the client rows
+    assert g.edges["ns/a:v1", "svc:ns/b"]["flags"] == {"UH": 1}  # never reached a pod
+    assert g.graph["rows_counted"] == 6
+    g = build_graph(df, group_by="workload")
+    assert g.edges["ns/a-v1", "ns/b-v2"]["requests"] == 3
+    g = build_graph(df, group_by="app")
+    assert g.edges["ns/a", "ns/b"]["requests"] == 6
