@@ -15,6 +15,7 @@ meshctl.lint.registry runs over one LintContext and reports findings from the on
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -117,7 +118,8 @@ def lint_text(sources: Iterable[tuple[str, str]], *, mesh_config: Iterable[tuple
         services.from_cluster = True
     ctx = LintContext(documents=documents, mesh=mesh, services=services, syntax=syntax, duplicate_keys=dups,
                       embedded_problems=embedded, texts=texts,
-                      options={"schemas": schemas, "envoy_types": envoy_types, "envoy": envoy})
+                      options={"schemas": schemas, "envoy_types": envoy_types, "envoy": envoy},
+                      forms={id(s.doc): s.form for s in mesh_sources if not s.doc.is_resource})
     wanted = set(only) if only else None
     for rule in RULES:
         if wanted is not None and rule.name not in wanted and not (set(rule.codes) & wanted):
@@ -127,12 +129,47 @@ def lint_text(sources: Iterable[tuple[str, str]], *, mesh_config: Iterable[tuple
     ignored = set(ignore)
     findings = [f for f in ctx.findings if f.code not in ignored and f.name not in ignored
                 and (wanted is None or f.code in wanted or f.rule in wanted)]
+    findings = _drop_schema_echoes(findings)
     findings.sort(key=lambda f: (f.file or "", f.line or 0, severity_rank(f.severity), f.code))
     return LintResult(
         findings=findings, documents=len(documents) + len(syntax), files=files,
         mesh_sources=[f"{s.label} ({s.doc.file}:{s.line_of()})" for s in mesh_sources],
         services=services.count, services_from_cluster=services.from_cluster,
     )
+
+
+def _child_or_same(path: str, parent: str) -> bool:
+    if path == parent:
+        return True
+    if not path.startswith(parent):
+        return False
+    rest = path[len(parent):]  # one more segment: ".key" or "[n]"
+    return rest[:1] in (".", "[") and not any(c in rest[1:] for c in ".[")
+
+
+def _drop_schema_echoes(findings: list[Finding]) -> list[Finding]:
+    """A structural error (MSH0004) on a field a specific rule already explains says the same thing
+    twice; keep the specific one. (Also "unknown field 'x'" reported on the parent of a field x that a
+    specific rule reports.)"""
+    from meshctl.lint.loader import parse_path
+
+    specific = [(f.file, f.path) for f in findings if f.code != "MSH0004" and f.path and f.severity != INFO]
+
+    def echoed(f: Finding) -> bool:
+        if not f.path:
+            return False
+        children: set[str] = set()
+        for file, path in specific:
+            if file != f.file:
+                continue
+            if _child_or_same(f.path, path):
+                return True
+            if path != f.path and _child_or_same(path, f.path):
+                children.add(str(parse_path(path)[-1]))
+        listed = re.findall(r"'([^']*)'", f.message.split("unknown field", 1)[1]) if "unknown field" in f.message else []
+        return bool(listed) and set(listed) <= children
+
+    return [f for f in findings if f.code != "MSH0004" or not echoed(f)]
 
 
 def lint(inputs: Sequence[str], *, mesh_config: Sequence[str] = (), **kwargs: Any) -> LintResult:

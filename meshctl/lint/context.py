@@ -49,6 +49,7 @@ class LintContext:
     embedded_problems: list[tuple[Document, str]] = field(default_factory=list)
     texts: dict[str, str] = field(default_factory=dict)  # file -> text (for block-scalar line offsets)
     options: dict[str, Any] = field(default_factory=dict)
+    forms: dict[int, str] = field(default_factory=dict)  # id(document) -> mesh config form, for kindless ones
     findings: list[Finding] = field(default_factory=list)
     rule: str = ""
 
@@ -58,6 +59,19 @@ class LintContext:
         for d in self.documents:
             if d.kind in kinds and d.is_resource and (group is None or d.group == group or d.group.endswith("." + group)):
                 yield d
+
+    def identity(self, doc: Document, form: str | None = None) -> tuple[str | None, str | None, str]:
+        """(kind, namespace, name) to show for a document: resources as kubectl names them, other
+        documents by what they are (istiod Helm values, MeshConfig, values) and file#position."""
+        where = f"{doc.file.rsplit('/', 1)[-1]}#{doc.index + 1}"
+        if doc.is_resource:
+            if not doc.name:
+                return doc.kind, None, where
+            # IstioOperator is istioctl's input file, not a namespaced cluster object.
+            ns = doc.metadata.get("namespace") if doc.kind == "IstioOperator" else doc.namespace
+            return doc.kind, ns, doc.name
+        label = form or self.forms.get(id(doc)) or "values"
+        return label, None, where
 
     def istio(self, kind: str) -> Iterator[Document]:
         for d in self.documents:
@@ -71,23 +85,16 @@ class LintContext:
         (at `path` inside the mesh config)."""
         msg = CATALOG[code]
         text = msg.render(params)
-        if source is not None:
-            holder = source.doc
-            full = source.path(path)
-            line = line or source.line_of(path)
-            finding = Finding(code, msg.name, msg.severity, text, self.rule,
-                              kind=holder.kind or source.form, namespace=holder.metadata.get("namespace") if holder.is_resource else None,
-                              object=holder.name if holder.is_resource else source.doc.file.rsplit("/", 1)[-1],
-                              file=holder.file, line=line, path=json_path(full))
-        elif doc is not None:
-            finding = Finding(code, msg.name, msg.severity, text, self.rule,
-                              kind=doc.kind if doc.is_resource else None,
-                              namespace=doc.namespace if doc.is_resource else None,
-                              object=doc.name if doc.is_resource else f"document {doc.index + 1}",
-                              file=doc.file, line=line or doc.line_of(path), path=json_path(path) if path else None)
+        holder = source.doc if source is not None else doc
+        if holder is not None:
+            kind, namespace, obj = self.identity(holder, source.form if source is not None else None)
+            full = source.path(path) if source is not None else tuple(path)
+            if line is None:
+                line = source.line_of(path) if source is not None else holder.line_of(path)
+            finding = Finding(code, msg.name, msg.severity, text, self.rule, kind=kind, namespace=namespace,
+                              object=obj, file=holder.file, line=line, path=json_path(full) if full else None)
         else:
-            finding = Finding(code, msg.name, msg.severity, text, self.rule, line=line,
-                              file=params.get("file"))
+            finding = Finding(code, msg.name, msg.severity, text, self.rule, line=line, file=params.get("file"))
         finding.extra = dict(params)
         self.findings.append(finding)
         return finding

@@ -164,25 +164,27 @@ def parse_text(text: str, file: str, *, default_namespace: str = "default", line
     for start, chunk in split_documents(text):
         if _blank(chunk):
             continue
-        loader = _loader_class()(chunk)
         try:
-            node = loader.get_single_node()
-            if node is None:
-                continue
-            obj = loader.construct_document(node)
+            node, obj = _compose(chunk, _loader_class())
         except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = line_offset + start + (mark.line + 1 if mark else 1)
-            col = mark.column + 1 if mark else None
-            out.syntax.append(SyntaxProblem(file, line, col, _describe(exc, line_offset + start), index))
-            index += 1
-            continue
+            try:
+                # libyaml refuses a few plain scalars Go's YAML reads (an IPv6 `001:db8::` in a flow
+                # sequence); PyYAML's own parser reads them.
+                node, obj = _compose(chunk, yaml.SafeLoader)
+                obj = _go_plain_scalars(node, obj, chunk)
+            except yaml.YAMLError:
+                mark = exc.problem_mark or exc.context_mark
+                line = line_offset + start + (mark.line + 1 if mark else 1)
+                col = mark.column + 1 if mark else None
+                out.syntax.append(SyntaxProblem(file, line, col, _describe(exc, line_offset + start), index))
+                index += 1
+                continue
         except yaml.YAMLError as exc:  # e.g. a reader error: bad characters
             out.syntax.append(SyntaxProblem(file, line_offset + start + 1, None, str(exc).splitlines()[0], index))
             index += 1
             continue
-        finally:
-            loader.dispose()
+        if node is None:
+            continue
         doc = Document(file=file, index=index, line=line_offset + start + 1, obj=obj,
                        default_namespace=default_namespace)
         dups: list[tuple[Path, str, int, int]] = []
@@ -191,6 +193,38 @@ def parse_text(text: str, file: str, *, default_namespace: str = "default", line
         out.documents.append(doc)
         index += 1
     return out
+
+
+def _compose(chunk: str, loader_class: Any) -> tuple[Any, Any]:
+    loader = loader_class(chunk)
+    try:
+        node = loader.get_single_node()
+        return node, (loader.construct_document(node) if node is not None else None)
+    finally:
+        loader.dispose()
+
+
+def _go_plain_scalars(node: Any, data: Any, text: str) -> Any:
+    """PyYAML reads `[a, 001:db8::]` as [a, {'001:db8:': None}]; Go's YAML reads the plain scalar
+    `001:db8::`. Turn such one-pair mappings written as `x:` inside flow sequences back into strings."""
+    import yaml
+
+    if isinstance(node, yaml.SequenceNode) and isinstance(data, list):
+        for i, (item_node, item) in enumerate(zip(node.value, data, strict=False)):
+            if (node.flow_style and isinstance(item_node, yaml.MappingNode) and isinstance(item, dict)
+                    and len(item) == 1 and next(iter(item.values())) is None):
+                key = next(iter(item))
+                raw = text[item_node.start_mark.index:item_node.end_mark.index].strip()
+                if isinstance(key, str) and raw == key + ":":
+                    data[i] = raw
+                    continue
+            data[i] = _go_plain_scalars(item_node, item, text)
+    elif isinstance(node, yaml.MappingNode) and isinstance(data, dict):
+        for key_node, value_node in node.value:
+            key = _key_of(key_node, data)
+            if key in data:
+                data[key] = _go_plain_scalars(value_node, data[key], text)
+    return data
 
 
 def _describe(exc: Any, offset: int) -> str:

@@ -57,7 +57,7 @@ _ENTRIES = [
             "definition replaces the others",
             "The same kind/namespace/name appears more than once in the input."),
     Message("MSH0004", "SchemaViolation", ERROR,
-            "{reason} ({check}{source})",
+            "{reason} ({check}{origin})",
             "The document violates the structural schema of its kind (CRD, MeshConfig, chart values) or the Envoy "
             "API types of an EnvoyFilter patch (meshctl.validate)."),
     Message("MSH0005", "EmbeddedMeshConfigUnreadable", ERROR,
@@ -82,7 +82,7 @@ _ENTRIES = [
             "({defined}); {effect}",
             "meshConfig.defaultProviders names an undefined provider."),
     Message("MSH0103", "ProviderCannotServe", ERROR,
-            "{section} uses provider {provider!r}, a {ptype} provider, which {why}; {effect}",
+            "{section} uses provider {provider!r} of type {ptype}, which {why}; {effect}",
             "A provider is used for a signal it does not produce (e.g. an access-log provider for tracing)."),
     Message("MSH0104", "MultipleDefaultTracingProviders", WARNING,
             "defaultProviders.tracing lists {count} providers ({names}); istiod uses only the first, {first!r}",
@@ -121,7 +121,7 @@ _ENTRIES = [
             "provider {provider!r} sets both grpc and http; istiod rejects the mesh config",
             "An OpenTelemetry provider sets both grpc and http."),
     Message("MSH0114", "DeprecatedProviderType", WARNING,
-            "provider {provider!r} is a {ptype} provider, which {status}; use an opentelemetry provider",
+            "provider {provider!r} is of type {ptype}, which {status}; use an opentelemetry provider",
             "An extension provider type that Istio deprecated or removed (lightstep, opencensus)."),
     Message("MSH0115", "SamplerOverridesPercentage", INFO,
             "{section} sets randomSamplingPercentage {value} but provider {provider!r} has a {sampler}: Istio "

@@ -50,22 +50,24 @@ def check(ctx: LintContext) -> None:
             port = g(settings, "port")
             host = service.partition("/")[2] if "/" in service else service
             k8s_host = host.endswith(f".svc.{domain}")
+            short = short_name_fqdn(service, domain)
+            if short is None and "." not in host:
+                short = f"{host}.<namespace>.svc.{domain}"
+            ns = _namespace_hint(service, domain)
+            checkable = services.known and (services.from_cluster or (ns is not None and ns in services.namespaces))
+            if short is not None and not checkable:
+                ctx.report("MSH0110", source=src, path=p.sub("service"), provider=p.name, service=service,
+                           suggestion=short)
+                continue
             if not services.known:
-                suggestion = short_name_fqdn(service, domain)
-                if suggestion is None and "." not in host:
-                    suggestion = f"{host}.<namespace>.svc.{domain}"
-                if suggestion:
-                    ctx.report("MSH0110", source=src, path=p.sub("service"), provider=p.name, service=service,
-                               suggestion=suggestion)
                 continue
             found, why = services.lookup(service)
             if found is None:
-                ns = _namespace_hint(service, domain)
-                if not services.from_cluster and k8s_host and ns and ns not in services.namespaces:
+                if not checkable and k8s_host:
                     ctx.report("MSH0117", source=src, path=p.sub("service"), provider=p.name, service=service,
                                why=f"the input has no Service in namespace {ns!r} (use --context to check a cluster)")
                     continue
-                if not services.from_cluster and not k8s_host and why == "not found":
+                if not services.from_cluster and not k8s_host and short is None and why == "not found":
                     ctx.report("MSH0117", source=src, path=p.sub("service"), provider=p.name, service=service,
                                why="it is not a Kubernetes Service hostname and the input has no ServiceEntry for it "
                                    "(an external collector needs one)")
@@ -75,7 +77,7 @@ def check(ctx: LintContext) -> None:
                 if why and why != "not found":
                     hint = f" ({why})"
                 else:
-                    guess = services.suggest(service) or short_name_fqdn(service, domain)
+                    guess = services.suggest(service) or (short if short and "<" not in short else None)
                     if guess and guess != service:
                         hint = f" (did you mean {guess!r}?)"
                 ctx.report("MSH0108", source=src, path=p.sub("service"), provider=p.name, service=service,

@@ -81,9 +81,9 @@ def check(ctx: LintContext) -> None:
             if p.severity != ERROR:
                 continue
             path = parse_path(p.path)
-            source = f"; {p.source}" if p.source and p.check != "schema" else ""
+            origin = f"; {p.source}" if p.source and p.check != "schema" else ""
             ctx.report("MSH0004", doc, path, line=_line(ctx, doc, path), reason=f"{p.path[2:] or '(document)'}: {p.reason}",
-                       check=p.check, source=source)
+                       check=p.check, origin=origin)
 
 
 RULE = Rule("schema.Structure",

@@ -9,7 +9,7 @@ def check(ctx: LintContext) -> None:
     for p in ctx.syntax:
         where = f"line {p.line}" + (f", column {p.column}" if p.column else "")
         f = ctx.report("MSH0001", None, line=p.line, file=p.file, problem=f"{p.problem} at {where}")
-        f.object = f"document {p.document + 1}"
+        f.object = f"{p.file.rsplit('/', 1)[-1]}#{p.document + 1}"
     for doc, problem in ctx.embedded_problems:
         ctx.report("MSH0005", doc, ("data", "mesh"), where=f"ConfigMap {doc.namespace}/{doc.name} data.mesh",
                    problem=problem)
