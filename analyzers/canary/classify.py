@@ -72,13 +72,14 @@ def _decide(r: MetricResult, mc: MetricConfig, high_signal: bool, low_signal: bo
     effect_txt = "undefined" if math.isnan(r.effect) else f"{r.effect:.4g}"
     if up_ok and high_signal and _exceeds(r.effect, es.allowed_increase, True):
         r.classification = HIGH
-        r.reason = f"canary {what} is higher: effect {es.measure} {effect_txt} >= allowed {es.allowed_increase:g}"
+        r.reason = (f"canary {what} higher than baseline: effect {es.measure} {effect_txt} >= allowed "
+                    f"{es.allowed_increase:g}")
         if mc.critical and _exceeds(r.effect, es.critical_increase, True):
             r.critical = True
             r.reason += f" and >= critical {es.critical_increase:g} (critical)"
     elif down_ok and low_signal and _exceeds(r.effect, lo_limit, False):
         r.classification = LOW
-        r.reason = f"canary {what} is lower: effect {es.measure} {effect_txt} <= allowed {lo_limit:g}"
+        r.reason = f"canary {what} lower than baseline: effect {es.measure} {effect_txt} <= allowed {lo_limit:g}"
         if mc.critical and _exceeds(r.effect, crit_lo, False):
             r.critical = True
             r.reason += f" and <= critical {crit_lo:g} (critical)"

@@ -209,9 +209,9 @@ def finish(cfg: JudgeConfig, results: list[MetricResult], thresholds: list[Thres
         reasons.append(f"threshold {t.description} failed: {t.reason}")
     if sr.reason:
         reasons.append(f"score {sr.score:g}: {sr.reason}")
-    for r in scored:
-        if r.classification != PASS and not (sr.zeroed_because == "critical" and r.critical and r.name in sr.reason):
-            reasons.append(f"{r.name}: {r.classification}: {r.reason}")
+    # Every metric that did not pass, once (the one that zeroed the score is in that line already).
+    reasons += [f"{r.name}: {r.classification}: {r.reason}" for r in scored
+                if r.classification != PASS and r.name != sr.zeroed_by]
     if cfg.judge == "kayenta":
         verdict = {"Pass": "pass", "Marginal": "marginal", "Fail": "fail"}[score_cls]
         if thr_failed:

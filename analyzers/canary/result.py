@@ -110,6 +110,7 @@ class ScoreResult:
     groups: list[GroupScore]
     reason: str | None = None
     zeroed_because: str | None = None  # critical | too_many_nodata
+    zeroed_by: str | None = None  # the critical metric that zeroed the score
 
 
 @dataclass

@@ -63,7 +63,7 @@ def score(results: Sequence[MetricResult], group_weights: Mapping[str, float]) -
     if criticals:
         first = criticals[0]
         return ScoreResult(0.0, groups, f"critical metric {first.name} is {first.classification}: {first.reason}",
-                           "critical")
+                           "critical", first.name)
     if scored:
         nodata = sum(1 for r in scored if r.classification == NODATA)
         if nodata / len(scored) * 100.0 >= NODATA_THRESHOLD:

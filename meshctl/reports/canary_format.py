@@ -98,7 +98,7 @@ def ci(m: Any) -> str:
     lo, hi = m.ci
     if _isnan(lo) or _isnan(hi):
         return "–"
-    if m.kind in ("proportion", "quantile") and m.test != "rank-sum":
+    if m.kind == "proportion" or (m.kind == "quantile" and m.test != "rank-sum"):
         return f"[{lo * 100:+.3g}, {hi * 100:+.3g}] pp"
     unit = f" {m.unit}" if m.unit and m.unit != "ratio" else ""
     return f"[{num(lo)}, {num(hi)}]{unit}"
