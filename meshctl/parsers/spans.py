@@ -35,7 +35,9 @@ Row conventions (documented for readers of the table in docs/traces.md):
                             a `.namespace` suffix Istio adds; k8s.* resource attributes or the Envoy
                             node id → workload, else the app; namespace, cluster; service.version /
                             istio.canonical_revision → version);
-                            destination_service is the server's service.name or the virtual peer's name;
+                            destination_service is the service the client proxy's Istio outbound cluster
+                            names (an FQDN, as in access logs), else the server's service.name, or the
+                            virtual peer's name;
                             a virtual caller's name is in source_app with source_kind set
   direction                 outbound when a client/producer span saw the call, inbound when only the
                             server side did, gateway when the client side is a non-sidecar proxy
@@ -714,6 +716,15 @@ def pair_spans(spans: pa.Table) -> pa.Table:
             S.set(col, S.take(col, src))
         S.refresh_service()
     svc = S.svc
+    # An Envoy's upstream (router) span carries no node id or custom tags, only its downstream span
+    # does: within one service a span takes what it lacks from its parent (same process).
+    same_proc = has_p & (svc >= 0) & (svc == np.where(has_p, svc[pp], -2))
+    if same_proc.any():
+        src = np.where(same_proc, parent, -1)
+        for col in ("workload", "namespace", "version", "cluster"):
+            S.set(col, pc.coalesce(S.col(col), S.take(col, src)))
+        for col in ("is_gateway", "is_sidecar"):
+            S.set(col, pc.or_(S.col(col), pc.fill_null(S.take(col, src), False)))
     is_proxy = S.flag("is_proxy")
 
     # 1. client/producer ↔ server/consumer: the server's parent (or, when shared, its own id) is the
@@ -864,6 +875,9 @@ def _build_rows(S: _Spans, c: Any, s: Any, how: Any, parent: Any) -> pa.Table:
     dk = np.full(n, -1, dtype=np.int64)  # DESTINATION_KINDS order: external database messaging gateway unknown
     uc = pick("upstream_cluster")
     uc_host, uc_subset = _parse_cluster(uc)
+    # The client proxy's Istio cluster names the service it called as access logs do (an FQDN): that
+    # name wins over the server's service.name, so span rows and log rows land on the same service.
+    dst_service = pc.coalesce(pc.if_else(_m(has_s & ~gw), uc_host, _null()), dst_service)
     only_c = has_c & ~has_s & ~gw
     if only_c.any():
         name, kind_code = _virtual_peer(S, np.where(only_c, c, -1))
