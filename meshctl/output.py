@@ -134,8 +134,10 @@ def print_table(
     caption: str | None = None,
     file: TextIO | None = None,
     width: int | None = None,
+    to: Any = None,
 ) -> None:
-    """A rich table on stdout; numbers right-aligned, None shown as '-'. `width`: see console()."""
+    """A rich table on stdout; numbers right-aligned, None shown as '-'. `width`: see console().
+    `to`: print on this rich Console instead (e.g. one recording the output for a screenshot)."""
     from rich.table import Table
 
     rows = list(rows)
@@ -145,7 +147,7 @@ def print_table(
         table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for r in rows:
         table.add_row(*(_cell(v) for v in r))
-    console(file=file, width=width).print(table)
+    (to or console(file=file, width=width)).print(table)
 
 
 def _cell(v: Any) -> str:
