@@ -774,8 +774,8 @@ def _node_figures(g: nx.DiGraph, window: float | None) -> None:
         outs = [d for _, _, d in g.out_edges(node, data=True)]
         in_req = sum(d["requests"] for d in ins)
         out_req = sum(d["requests"] for d in outs)
-        in_err = sum(d["errors"] for d in ins)
-        out_err = sum(d["errors"] for d in outs)
+        in_err = sum(d["errors"] or 0 for d in ins)  # None: not known (dependency links)
+        out_err = sum(d["errors"] or 0 for d in outs)
         a = g.nodes[node]
         a.setdefault("kind", "unknown")
         a.setdefault("label", node)
@@ -803,7 +803,8 @@ def build_graph(df: pd.DataFrame, *, group_by: str = "app", namespace: str | Non
 # ----------------------------------------------------------------------------------------------
 def from_dependency_links(links: list[dict[str, Any]]) -> nx.DiGraph:
     """A graph from Jaeger dependency links (`/api/dependencies`, jaeger-ui sample data):
-    `[{"parent", "child", "callCount"}]`. Only call counts are known (no errors or latency)."""
+    `[{"parent", "child", "callCount"}]`. Only call counts are known: errors, error rates and
+    latencies are None (drawn grey), not zero."""
     import networkx as nx
 
     g = nx.DiGraph(group_by="service", dedup_policy="as reported by the dependency links", window_seconds=None)
@@ -818,9 +819,11 @@ def from_dependency_links(links: list[dict[str, Any]]) -> nx.DiGraph:
         if g.has_edge(parent, child):
             g.edges[parent, child]["requests"] += calls
         else:
-            g.add_edge(parent, child, requests=calls, errors=0, error_rate=0.0, rps=None, p50_ms=None,
+            g.add_edge(parent, child, requests=calls, errors=None, error_rate=None, rps=None, p50_ms=None,
                        p90_ms=None, p99_ms=None, mean_ms=None, protocols=[], flags={}, reporter="dependency-links")
     _node_figures(g, None)
+    for _, a in g.nodes(data=True):  # errors are not known, which is not the same as none
+        a.update(in_errors=None, out_errors=None, in_error_rate=None, out_error_rate=None, error_rate=None)
     return g
 
 

@@ -141,8 +141,8 @@ def check_fan(g: nx.DiGraph, prep: Prepared | None, cfg: CheckConfig) -> list[Fi
 
 def check_failing(g: nx.DiGraph, prep: Prepared | None, cfg: CheckConfig) -> list[Finding]:
     res = []
-    for s, t, a in sorted(g.edges(data=True), key=lambda e: -e[2].get("error_rate", 0)):
-        if a.get("requests", 0) >= cfg.min_requests and a.get("error_rate", 0) >= cfg.failing_error_rate:
+    for s, t, a in sorted(g.edges(data=True), key=lambda e: -(e[2].get("error_rate") or 0)):
+        if a.get("requests", 0) >= cfg.min_requests and (a.get("error_rate") or 0) >= cfg.failing_error_rate:
             flags = ", ".join(f"{k} x{v}" for k, v in sorted(a.get("flags", {}).items(), key=lambda kv: -kv[1]))
             res.append(_finding("GRAPH006", f"{s} -> {t}",
                                 f"{a['errors']} of {a['requests']} requests fail ({a['error_rate']:.1%})"

@@ -135,7 +135,7 @@ def diff_graphs(before: nx.DiGraph, after: nx.DiGraph, thresholds: DiffThreshold
 def _compare(b: dict[str, Any], a: dict[str, Any], th: DiffThresholds) -> tuple[list[str], list[str]]:
     worse: list[str] = []
     better: list[str] = []
-    eb, ea = b.get("errors", 0), a.get("errors", 0)
+    eb, ea = b.get("errors") or 0, a.get("errors") or 0
     nb, na = b.get("requests", 0), a.get("requests", 0)
     rb, ra = eb / nb, ea / na
     if ra - rb >= th.error_rate_delta:

@@ -196,3 +196,16 @@ def test_table_output(mesh, capsys):
     out = capsys.readouterr().out
     assert "SOURCE" in out and "REPORTER" in out and "shop/cart" in out
     assert "server-side rows" in out or "requests from" in out
+
+
+def test_dependency_links_have_unknown_errors_drawn_grey(oracles_dir):
+    links = json.loads((oracles_dir / "data/jaeger-ui/dependencygraph-small.json").read_text())
+    g = from_dependency_links(links)
+    assert all(a["errors"] is None and a["error_rate"] is None for _, _, a in g.edges(data=True))
+    dot = graph_render.to_dot(g)
+    assert graph_render.NO_DATA_COLOUR in dot and graph_render.ERROR_BANDS[0][2] not in dot.split("cluster_legend")[0]
+    page = graph_html.to_html(g)
+    assert '<b>-</b><span>error rate</span>' in page
+    from analyzers.graph_checks import run_checks
+
+    assert [f.code for f in run_checks(g).findings] == []

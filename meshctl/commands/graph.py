@@ -109,8 +109,7 @@ def show(g: Globals, group_by: str, since: str | None, until: str | None, cluste
     from meshctl.reports import graph_render as gr
 
     graph_ = _build(data_dir, g.namespace, group_by, since, until, cluster)
-    title = title or f"Service graph ({Path(data_dir).name or data_dir}" + (f", namespace {g.namespace})" if g.namespace
-                                                                            else ")")
+    title = title or default_title(graph_, g.namespace, cluster)
     if output == "table":
         gr.print_graph_table(graph_)
     elif output == "json":
@@ -127,6 +126,18 @@ def show(g: Globals, group_by: str, since: str | None, until: str | None, cluste
         from meshctl.reports.graph_html import to_html
 
         write_text(to_html(graph_, title=title, layout=layout))
+
+
+def default_title(graph_: Any, namespace: str | None, cluster: str | None) -> str:
+    m = graph_.graph
+    parts = [f"by {m.get('group_by')}"]
+    if namespace:
+        parts.append(f"namespace {namespace}")
+    if cluster:
+        parts.append(f"cluster {cluster}")
+    if m.get("window_start") and m.get("window_end"):
+        parts.append(f"{m['window_start'][:16].replace('T', ' ')} - {m['window_end'][:16].replace('T', ' ')} UTC")
+    return "Service graph (" + ", ".join(parts) + ")"
 
 
 # ---- diff ------------------------------------------------------------------------------------

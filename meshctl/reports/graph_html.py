@@ -45,9 +45,11 @@ def to_html(g: nx.DiGraph, *, title: str = "Service graph", layout: str = "auto"
                   for b, name, colour in gr.ERROR_BANDS],
     }
     total_req = sum(a.get("requests", 0) for _, _, a in g.edges(data=True))
-    total_err = sum(a.get("errors", 0) for _, _, a in g.edges(data=True))
+    known = [a for _, _, a in g.edges(data=True) if a.get("errors") is not None]
+    total_err = sum(a["errors"] for a in known)
+    known_req = sum(a.get("requests", 0) for a in known)
     stats = [("nodes", f"{g.number_of_nodes():,}"), ("edges", f"{g.number_of_edges():,}"),
-             ("requests", f"{total_req:,}"), ("error rate", gr.fmt_pct(total_err / total_req if total_req else None))]
+             ("requests", f"{total_req:,}"), ("error rate", gr.fmt_pct(total_err / known_req if known_req else None))]
     kinds = sorted({a.get("kind", "unknown") for _, a in g.nodes(data=True)}, key=list(gr.NODE_STYLE).index)
     legend_kinds = "".join(
         f'<span class="kind"><span class="swatch" style="background:{gr.NODE_STYLE[k][2]}"></span>'

@@ -107,7 +107,7 @@ def edge_summary(a: dict[str, Any]) -> str:
 
 def edge_tooltip(s: str, t: str, a: dict[str, Any]) -> str:
     lines = [f"{s} -> {t}", f"requests {a.get('requests', 0)} ({fmt_rate(a)})",
-             f"errors {a.get('errors', 0)} ({fmt_pct(a.get('error_rate'))})"]
+             f"errors {a.get('errors') if a.get('errors') is not None else '-'} ({fmt_pct(a.get('error_rate'))})"]
     if a.get("flags"):
         lines.append("flags " + " ".join(f"{k}:{v}" for k, v in sorted(a["flags"].items())))
     if a.get("p50_ms") is not None:
@@ -166,7 +166,7 @@ def edge_rows(g: nx.DiGraph) -> list[list[Any]]:
     rows = []
     for s, t, a in sorted(g.edges(data=True), key=lambda e: (-e[2].get("requests", 0), e[0], e[1])):
         flags = " ".join(f"{k}:{v}" for k, v in sorted((a.get("flags") or {}).items(), key=lambda kv: -kv[1]))
-        rows.append([s, t, a.get("requests", 0), a.get("rps"), a.get("errors", 0),
+        rows.append([s, t, a.get("requests", 0), a.get("rps"), a.get("errors"),
                      None if a.get("error_rate") is None else round(100 * a["error_rate"], 3),
                      a.get("p50_ms"), a.get("p90_ms"), a.get("p99_ms"), flags or None,
                      ",".join(a.get("protocols") or []) or None, a.get("reporter")])
