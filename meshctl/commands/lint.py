@@ -40,8 +40,11 @@ def _list_codes(output: str) -> None:
     from meshctl.lint.registry import RULES
     from meshctl.output import dump_json, dump_yaml, print_table
 
-    by_code = {code: rule.name for rule in RULES for code in rule.codes}
-    rows = [{"code": m.code, "name": m.name, "severity": m.severity, "rule": by_code.get(m.code, "-"),
+    by_code: dict[str, list[str]] = {}
+    for rule in RULES:
+        for code in rule.codes:
+            by_code.setdefault(code, []).append(rule.name)
+    rows = [{"code": m.code, "name": m.name, "severity": m.severity, "rule": ", ".join(by_code.get(m.code, ["-"])),
              "description": m.description} for m in CATALOG.values()]
     if output == "json":
         click.echo(dump_json(rows), nl=False)

@@ -134,15 +134,21 @@ class ServiceIndex:
         return None, "not found"
 
     def suggest(self, service: str) -> str | None:
-        """A hostname the user probably meant (short name -> FQDN, typo in the namespace...)."""
-        host = service.partition("/")[2] if "/" in service else service
+        """A hostname the user probably meant: the FQDN of a short name, or a close spelling in the
+        same namespace (otel-colector -> otel-collector)."""
+        import difflib
+
+        host = (service.partition("/")[2] if "/" in service else service).lower()
         parts = host.split(".")
         if len(parts) in (1, 2, 3) and (len(parts) < 3 or parts[2] == "svc"):
             ns = parts[1] if len(parts) > 1 else None
             for hostname, hs in self.hosts.items():
-                if hostname.startswith(parts[0].lower() + ".") and (ns is None or hs[0].namespace == ns):
+                if hostname.startswith(parts[0] + ".") and (ns is None or hs[0].namespace == ns):
                     return hs[0].hostname
-        return None
+        ns = parts[1] if len(parts) > 2 and parts[2] == "svc" else None
+        pool = [h for h, hs in self.hosts.items() if ns is None or any(x.namespace == ns for x in hs)]
+        close = difflib.get_close_matches(host, pool, n=1, cutoff=0.75)
+        return self.hosts[close[0]][0].hostname if close else None
 
 
 def short_name_fqdn(service: str, cluster_domain: str) -> str | None:

@@ -77,7 +77,8 @@ def check(ctx: LintContext) -> None:
                 if why and why != "not found":
                     hint = f" ({why})"
                 else:
-                    guess = services.suggest(service) or (short if short and "<" not in short else None)
+                    resolvable = short if short and "<" not in short and services.lookup(short)[0] else None
+                    guess = services.suggest(service) or resolvable
                     if guess and guess != service:
                         hint = f" (did you mean {guess!r}?)"
                 ctx.report("MSH0108", source=src, path=p.sub("service"), provider=p.name, service=service,
