@@ -744,3 +744,14 @@ def test_vectorized_path_falls_back_on_base64_ids_and_bad_lines(monkeypatch) -> 
     assert len(set(res.spans.column("trace_id").to_pylist())) == 1199
     # Span indexes run on across blocks, whichever path read them.
     assert res.spans.column("record_line").to_pylist() == list(range(1, 1199 * 6 + 1))
+
+
+def test_invalid_utf8_in_json_lines_is_replaced_not_stored(monkeypatch) -> None:
+    from meshctl.parsers import otlp_traces
+
+    blob = _generated_export_lines(1200).replace(b'"op1"', b'"op\xff1"', 1)
+    res = otlp_traces.parse_otlp_json(blob, file="u.jsonl")
+    assert res.count == 1200 * 6 and res.rejects == []
+    names = res.spans.column("name").to_pylist()
+    assert "op\ufffd1" in names
+    res.spans.validate(full=True)

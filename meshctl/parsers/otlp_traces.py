@@ -38,6 +38,7 @@ from meshctl.parsers.spans import (
 )
 from meshctl.parsers.trace_detect import load_json
 
+MAX_NANOS = 253402300800 * 10**9  # 10000-01-01; also keeps microseconds well inside int64
 FORMAT_JSON = "otlp-json"
 FORMAT_PROTO = "otlp-proto"
 
@@ -234,6 +235,8 @@ def _nanos(v: Any, name: str) -> int | None:
         raise SpanError(f"expected Unix nanoseconds, got {v!r}", name) from None
     if n < 0:
         raise SpanError(f"negative value {n}", name)
+    if n >= MAX_NANOS:
+        raise SpanError(f"out of range: {n} (after the year 9999)", name)
     return n
 
 
@@ -396,6 +399,8 @@ def _pb_span(sp: Any, base: dict[str, Any], *, file: str, source: str, index: in
     row = dict(base)
     row.update(attr_fields((kv.key, _pb_value(kv.value)) for kv in sp.attributes))
     start, end = sp.start_time_unix_nano, sp.end_time_unix_nano
+    if start >= MAX_NANOS or end >= MAX_NANOS:
+        raise SpanError(f"out of range: {max(start, end)} (after the year 9999)", "start_time_unix_nano")
     row.update({
         "trace_id": trace_id,
         "span_id": span_id,
@@ -446,6 +451,11 @@ def _fast_json_lines(data: bytes, *, file: str, source: str | None) -> SpanResul
     """The vectorized reader for a block of the Collector's JSON lines; None when it does not apply."""
     import pyarrow as pa
     import pyarrow.json as pj
+
+    try:  # Arrow's JSON reader would carry invalid UTF-8 inside strings into the table
+        data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
 
     # The Collector's JSON marshaller writes kind/status.code as numbers and int64 as strings; other
     # writers use enum names or numbers. Try the common combinations, fall back when none fits.
@@ -519,6 +529,10 @@ def _flatten(table, *, file: str, source: str):
 
     start = _int_col(f("startTimeUnixNano"))
     end = _int_col(f("endTimeUnixNano"))
+    for t in (start, end):  # out-of-range times are rejected span by span on the reference path
+        mm = pc.min_max(t).as_py()
+        if mm["min"] is not None and (mm["min"] < 0 or mm["max"] >= MAX_NANOS):
+            raise _Fallback
     kind_raw = pc.cast(f("kind"), pa.string())
     kind = _map_values(kind_raw, {k: v for k, v in _kind_pairs()})
     status = pc.struct_field(f("status"), "code")

@@ -27,6 +27,7 @@ from meshctl.parsers.base import Reject
 from meshctl.parsers.spans import SpanResult, SpanTableBuilder, attr_fields, kind_name, normalize_id
 from meshctl.parsers.trace_detect import load_json
 
+MAX_MICROS = 253402300800 * 10**6  # 10000-01-01: beyond it a time is garbage, and it keeps int64 safe
 FORMAT = "zipkin"
 
 
@@ -104,6 +105,8 @@ def _micros(v: Any, name: str) -> int | None:
         raise SpanError(f"expected epoch microseconds, got {v!r}", name) from None
     if n < 0:
         raise SpanError(f"negative value {n}", name)
+    if n >= MAX_MICROS:
+        raise SpanError(f"out of range: {n} (after the year 9999)", name)
     return n
 
 
