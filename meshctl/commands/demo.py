@@ -21,11 +21,13 @@ import click
               help="Requests to send through the ingress gateway.")
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Concurrent client connections.")
+@click.option("--screenshots", is_flag=True,
+              help="Also write DIR/screenshots/*.png (graph page, canary plot, this summary) with headless Chromium.")
 @click.option("--topology", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
               help="Another mesh topology (e.g. examples/local-mesh/topology.yaml); it needs a `reviews` service "
                    "with versions v1 and v2 for the canary stage.")
 @click.pass_context
-def demo(ctx: click.Context, out_dir: str, healthy: bool, n_requests: int, concurrency: int,
+def demo(ctx: click.Context, out_dir: str, healthy: bool, n_requests: int, concurrency: int, screenshots: bool,
          topology: str | None) -> None:
     """Run a real Envoy mesh on this machine and show render -> collect -> graph -> canary -> suggest.
 
@@ -49,7 +51,18 @@ def demo(ctx: click.Context, out_dir: str, healthy: bool, n_requests: int, concu
                        topology=Path(topology) if topology else None)
     with handle_sigterm(), _ProgressReporter(opts) as reporter:
         result = run_demo(opts, reporter)
-    _print_summary(result)
+    from rich.console import Console
+
+    con = Console(soft_wrap=False, record=screenshots, width=110 if screenshots else None)
+    _print_summary(result, con)
+    if screenshots:
+        from meshctl.mesh.demo import take_screenshots
+
+        shots, notes = take_screenshots(result, summary_svg=con.export_svg(title="meshctl demo"))
+        for note in notes:
+            click.echo(f"screenshots: {note}", err=True)
+        if shots:
+            click.echo("screenshots: " + ", ".join(str(p) for p in shots), err=True)
     ctx.exit(result.exit_code)
 
 
@@ -91,10 +104,9 @@ class _ProgressReporter:
             self.progress.update(task, completed=done, detail=f"{errors} errors")
 
 
-def _print_summary(result: Any) -> None:
-    from meshctl.output import console, print_table
+def _print_summary(result: Any, con: Any) -> None:
+    from meshctl.output import print_table
 
-    con = console()
     scenario = ("healthy canary" if result.healthy
                 else "faulty canary: reviews v2 answers 503 to 5% of its requests")
     con.print(f"\n[bold]meshctl demo[/bold] - {scenario}")
@@ -109,22 +121,33 @@ def _print_summary(result: Any) -> None:
         rows = []
         for a, b, d in result.edges:
             rows.append((a, b, d.get("requests"), _pct(d.get("error_rate")), d.get("p99_ms")))
-        print_table(["from", "to", "requests", "errors", "p99 ms"], rows, title="service graph")
+        print_table(["from", "to", "requests", "errors", "p99 ms"], rows, title="service graph", to=con)
     canary = result.canary
     if canary is not None:
-        rows = []
-        for m in getattr(canary, "metrics", []):
-            rows.append((m.name, m.classification, _num(getattr(m, "p_value", None))))
+        from meshctl.reports.canary_format import effect, label, p_value, short_value
+
+        rows = [(m.name, label(m), short_value(m, "baseline"), short_value(m, "canary"), effect(m), p_value(m))
+                for m in getattr(canary, "metrics", [])]
         if rows:
-            print_table(["metric", "classification", "p-value"], rows, title="canary reviews v1 -> v2")
+            print_table(["metric", "result", "v1 (baseline)", "v2 (canary)", "effect", "p-value"], rows,
+                        title="canary: reviews v2 against v1", to=con)
+        for t in getattr(canary, "thresholds", []) or []:
+            verdict_t = {True: "[green]pass[/green]", False: "[red]fail[/red]", None: "no data"}[t.passed]
+            con.print(f"threshold {t.description}: canary {t.value:.4g}, baseline {t.baseline_value:.4g}: {verdict_t}",
+                      highlight=False)
+    suggest = next((s for s in result.stages if s.name == "suggest"), None)
+    if suggest is not None and suggest.status == "ok":
+        con.print(f"suggestions (suggestions.yaml, with evidence): {suggest.detail}", highlight=False)
     failed = [s for s in result.stages if s.status not in ("ok",)]
     if failed:
         print_table(["stage", "status", "detail"], [(s.name, s.status, s.detail) for s in failed],
-                    title="stages not completed")
-    files = [f for s in result.stages for f in s.files if Path(f).suffix in (".svg", ".html", ".md", ".yaml", ".json")
-             and "mesh" not in Path(f).parts[-3:-1]]
-    if files:
-        con.print("written: " + ", ".join(str(f) for f in files), highlight=False)
+                    title="stages not completed", to=con)
+    out = Path(result.out_dir)
+    names = sorted({str(Path(f).relative_to(out)) for s in result.stages if s.name not in ("mesh", "flush", "collect")
+                    for f in s.files if Path(f).is_relative_to(out)})
+    if names:
+        con.print(f"written to {out}/: " + "  ".join(names) + "  (logs, spans, data: mesh/, data/)",
+                  highlight=False)
     verdict = result.verdict or "no verdict"
     color = {"pass": "green", "fail": "red"}.get(result.verdict or "", "yellow")
     score = f", score {result.score:.0f}" if result.score is not None else ""

@@ -492,3 +492,61 @@ def _write_summary(result: DemoResult) -> None:
 
 def _plain(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool)) or v is None
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium-headless-shell") or shutil.which("chromium")
+
+
+def _screenshot(exe: str, url: str, png: Path, size: tuple[int, int], profile: Path) -> None:
+    import subprocess
+
+    cmd = [exe, "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={profile}",
+           f"--window-size={size[0]},{size[1]}", f"--screenshot={png}", url]
+    if Path(exe).name == "chromium":
+        cmd.insert(1, "--headless")
+    proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
+    if proc.returncode != 0 or not png.exists():
+        raise MeshctlError(f"headless Chromium could not take {png.name}: {proc.stderr.decode(errors='replace')[-300:]}")
+
+
+def _svg_size(svg: str, default: tuple[int, int]) -> tuple[int, int]:
+    import re
+
+    m = re.search(r'viewBox="[-\d.]+ [-\d.]+ ([\d.]+) ([\d.]+)"', svg)
+    return (int(float(m.group(1))) + 1, int(float(m.group(2))) + 1) if m else default
+
+
+def take_screenshots(result: DemoResult, *, summary_svg: str | None = None) -> tuple[list[Path], list[str]]:
+    """PNG pictures of a finished run for a README: the graph page (headless Chromium), the canary
+    plot, and the terminal summary (`summary_svg`, recorded by the command). Returns files and notes."""
+    import tempfile
+
+    shots_dir = result.out_dir / "screenshots"
+    shots_dir.mkdir(parents=True, exist_ok=True)
+    files: list[Path] = []
+    notes: list[str] = []
+    if result.canary is not None:
+        from meshctl.reports.canary_plot import plot
+
+        plot(result.canary, str(shots_dir / "canary.png"))
+        files.append(shots_dir / "canary.png")
+    exe = _chromium()
+    if exe is None:
+        notes.append("headless Chromium not found (scripts/setup.sh installs chromium-headless-shell): "
+                     "no graph.png / summary.png")
+        return files, notes
+    with tempfile.TemporaryDirectory(prefix="meshctl-chromium-") as profile:
+        graph = result.out_dir / "graph.html"
+        if graph.exists():
+            _screenshot(exe, graph.resolve().as_uri(), shots_dir / "graph.png", (1400, 820), Path(profile))
+            files.append(shots_dir / "graph.png")
+        if summary_svg:
+            svg = shots_dir / "summary.svg"
+            svg.write_text(summary_svg, encoding="utf-8")
+            _screenshot(exe, svg.resolve().as_uri(), shots_dir / "summary.png", _svg_size(summary_svg, (1000, 700)),
+                        Path(profile))
+            files.append(shots_dir / "summary.png")
+    return files, notes
