@@ -55,10 +55,12 @@ class Hop:
 
 @dataclass
 class LatencyStep:
+    """Milliseconds per call into the node (for a root: per trace / per outbound call)."""
+
     node: str
-    total_ms: float                # critical (or estimated) time of calls into the node
-    own_ms: float
-    waits: list[tuple[str, float]] = field(default_factory=list)  # (callee, ms), largest first
+    total_ms: float                # critical-path (or estimated) time of a call into the node
+    own_ms: float                  # of which the node itself
+    waits: list[tuple[str, float]] = field(default_factory=list)  # (callee, ms) waited on, largest first
 
 
 @dataclass
@@ -211,22 +213,46 @@ def _walk_errors(prep: Prepared, g: nx.DiGraph, start: str, res: WhyResult, expl
 
 
 # ---- latency -------------------------------------------------------------------------------
+def _trace_rows(prep: Prepared) -> Prepared | None:
+    """The selection's trace-derived rows prepared on their own: the graph counts access logs where
+    both exist, but the critical path needs the spans' parent/child structure."""
+    from analyzers.graph import _col
+
+    kinds = _col(prep.selected, "record_kind")
+    span = (kinds == "span").fillna(False).to_numpy(dtype=bool)
+    if not span.any():
+        return None
+    if span.all() and prep.keep.all():
+        return prep
+    return prepare(prep.selected.loc[span], group_by=prep.group_by)  # filters were applied already
+
+
 def _walk_latency(prep: Prepared, g: nx.DiGraph, start: str, res: WhyResult, max_depth: int) -> None:
     from analyzers.graph_critical import critical_path
 
-    idx = {nd.id: i for i, nd in enumerate(prep.nodes)}
-    cp = critical_path(prep) if prep.is_trace.any() else None
-    if cp is not None and cp.traces and (idx[start] in cp.total_ms or any(s == idx[start] for s, _ in cp.wait_ms)):
+    tp = _trace_rows(prep)
+    cp = critical_path(tp) if tp is not None else None
+    tidx = {nd.id: i for i, nd in enumerate(tp.nodes)} if tp is not None else {}
+    si = tidx.get(start)
+    if cp is not None and cp.traces and si is not None and (si in cp.total_ms or any(s == si for s, _ in cp.wait_ms)):
+        import numpy as np
+
         res.latency_method = f"critical path ({cp.traces} traces)"
+        calls_into = np.bincount(tp.dst, minlength=len(tp.nodes))
 
         def step(node: str) -> LatencyStep | None:
-            i = idx[node]
-            if i not in cp.total_ms:
+            i = tidx.get(node)
+            if i is None or i not in cp.total_ms:
                 return None
-            waits = sorted(((prep.nodes[d].id, ms) for (s, d), ms in cp.wait_ms.items() if s == i and ms > 0),
+            n = max(1, int(calls_into[i]))  # per call into the node, like the estimate
+            waits = sorted(((tp.nodes[d].id, ms / n) for (s, d), ms in cp.wait_ms.items() if s == i and ms > 0),
                            key=lambda w: -w[1])
-            return LatencyStep(node, round(cp.total_ms[i], 3), round(cp.own_ms.get(i, 0.0), 3),
-                               [(n, round(ms, 3)) for n, ms in waits])
+            return LatencyStep(node, round(cp.total_ms[i] / n, 3), round(cp.own_ms.get(i, 0.0) / n, 3),
+                               [(m, round(ms, 3)) for m, ms in waits])
+
+        def root_waits(node: str) -> list[tuple[str, float]]:
+            i = tidx[node]
+            return [(tp.nodes[d].id, ms / max(1, cp.traces)) for (s, d), ms in cp.wait_ms.items() if s == i]
     else:
         res.latency_method = "estimate from access logs (calls per request x mean latency)"
 
@@ -241,19 +267,15 @@ def _walk_latency(prep: Prepared, g: nx.DiGraph, start: str, res: WhyResult, max
             own = max(0.0, total - sum(w for _, w in waits))
             return LatencyStep(node, round(total, 3), round(own, 3), [(n, round(ms, 3)) for n, ms in waits])
 
+        def root_waits(node: str) -> list[tuple[str, float]]:
+            n_out = max(1, g.nodes[node]["out_requests"])
+            return [(t, (d.get("mean_ms") or 0.0) * d["requests"] / n_out) for _, t, d in g.out_edges(node, data=True)]
+
     def first_step(node: str) -> LatencyStep | None:
         st = step(node)
         if st is None and g.out_degree(node):
             # A root (its callers are not in the data): what its own calls cost is still known.
-            outs = [(t, d) for _, t, d in g.out_edges(node, data=True)]
-            waits = []
-            for t, d in outs:
-                if cp is not None and cp.traces:
-                    ms = cp.wait_ms.get((idx[node], idx[t]), 0.0)
-                else:
-                    ms = (d.get("mean_ms") or 0.0) * d["requests"] / max(1, g.nodes[node]["out_requests"])
-                waits.append((t, round(ms, 3)))
-            waits.sort(key=lambda w: -w[1])
+            waits = sorted(((t, round(ms, 3)) for t, ms in root_waits(node)), key=lambda w: -w[1])
             st = LatencyStep(node, round(sum(w for _, w in waits), 3), 0.0, waits)
         return st
 

@@ -238,3 +238,20 @@ def test_critical_path_with_parallel_children():
     res = why(df, "A")
     assert [s.node for s in res.latency_path] == ["A", "C", "D"]
     assert "D spends 50.0 of its 50.0 ms itself" in res.latency_verdict
+
+
+def test_critical_path_is_used_when_access_logs_cover_the_same_calls():
+    t0 = pd.Timestamp("2026-03-01T10:00:00Z")
+    spans = [{"timestamp": t0, "duration_ms": 100.0, "trace_id": "t1", "span_id": "a", "source_app": "gw",
+              "destination_app": "A", "record_kind": "span", "direction": "outbound"},
+             {"timestamp": t0 + pd.Timedelta(milliseconds=10), "duration_ms": 80.0, "trace_id": "t1", "span_id": "b",
+              "parent_span_id": "a", "source_app": "A", "destination_app": "B", "record_kind": "span",
+              "direction": "outbound"}]
+    logs = [{**s, "record_kind": "access_log", "trace_id": None, "span_id": None, "parent_span_id": None,
+             "request_id": "r1", "duration_ms": s["duration_ms"] + 1} for s in spans]
+    df = rt.conform_frame(pd.DataFrame(spans + logs))
+    g = build_graph(df)
+    assert g.edges["A", "B"]["reporter"] == "client" and g.edges["A", "B"]["dropped_trace_rows"] == 1
+    res = why(df, "A")
+    assert res.latency_method == "critical path (1 traces)"
+    assert [(s.node, s.total_ms, s.own_ms) for s in res.latency_path] == [("A", 100.0, 20.0), ("B", 80.0, 80.0)]
