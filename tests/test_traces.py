@@ -755,3 +755,20 @@ def test_invalid_utf8_in_json_lines_is_replaced_not_stored(monkeypatch) -> None:
     names = res.spans.column("name").to_pylist()
     assert "op\ufffd1" in names
     res.spans.validate(full=True)
+
+
+def test_identity_never_flows_from_a_caller_into_the_callee() -> None:
+    """Proxies that all call themselves `linkerd-proxy`: a server span without k8s attributes must not
+    take the calling pod's workload because the two spans share a service name."""
+    res = {"web": {"service.name": "linkerd-proxy", "k8s.deployment.name": "web", "k8s.namespace.name": "shop"},
+           "api": {"service.name": "linkerd-proxy"}}
+    spans = [
+        _sp("web", "1" * 16, None, 2, 0, 9_000_000, **{"http.method": "GET"}),
+        _sp("web", "2" * 16, "1" * 16, 3, 1_000_000, 8_000_000, **{"http.authority": "api.shop.svc.cluster.local:80"}),
+        _sp("api", "3" * 16, "2" * 16, 2, 2_000_000, 7_000_000, **{"http.status_code": 200}),
+    ]
+    df = rt.to_frame(trace_rows(parse_trace_bytes(_otlp(res, spans), file="l.json")))
+    call = df[df["source_kind"].isna()].iloc[0]
+    assert (call["source_workload"], call["source_namespace"]) == ("web", "shop")
+    assert call["destination_workload"] != "web" and pd.isna(call["destination_namespace"])
+    assert call["authority"] == "api.shop.svc.cluster.local:80"

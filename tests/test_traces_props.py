@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from meshctl.parsers.traces import parse_trace_bytes, trace_rows
 
-ORACLES = Path(__file__).resolve().parent.parent.parent / "shared" / "oracles" / "data"
 FILES = ["zipkin/ascend.json", "zipkin/messaging-kafka.json", "tempo/trace-with-virtual-nodes.json",
          "jaeger-ui/flamegraph-testTrace.json", "otel-proto/trace.json"]
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

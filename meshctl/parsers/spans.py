@@ -111,7 +111,7 @@ _ATTRS: list[tuple[str, list[str]]] = [
     ("grpc_status", ["rpc.grpc.status_code", "grpc.status_code"]),
     ("url", ["url.full", "http.url"]),
     ("path", ["url.path", "http.target", "http.path", "http.uri"]),
-    ("host", ["http.host", "http.request.header.host", "http.request.header.:authority"]),
+    ("host", ["http.host", "http.authority", "http.request.header.host", "http.request.header.:authority"]),
     ("protocol", ["http.protocol", "network.protocol.name", "rpc.system"]),
     ("protocol_version", ["network.protocol.version", "http.flavor"]),
     ("user_agent", ["user_agent.original", "http.user_agent", "user_agent"]),
@@ -707,9 +707,13 @@ def pair_spans(spans: pa.Table) -> pa.Table:
     has_p = parent >= 0
     pp = np.maximum(parent, 0)
 
+    # Parent and child run in the same process unless the child is the server side of a call its
+    # parent made (or a shared Zipkin server half): only then may the child borrow from its parent.
+    p_clientish = has_p & ((kind[pp] == K_CLIENT) | (kind[pp] == K_PRODUCER))
+    in_process = has_p & ~(is_server & p_clientish) & ~shared
     # A span that does not know its service (Zipkin `unknown`, an Envoy without --service-cluster)
     # runs in its parent's process: it borrows the parent's identity.
-    no_svc = (S.svc < 0) & has_p
+    no_svc = (S.svc < 0) & in_process
     if no_svc.any():
         src = np.where(no_svc, parent, idx)
         for col in ("service", "app", "workload", "namespace", "version", "cluster"):
@@ -718,7 +722,7 @@ def pair_spans(spans: pa.Table) -> pa.Table:
     svc = S.svc
     # An Envoy's upstream (router) span carries no node id or custom tags, only its downstream span
     # does: within one service a span takes what it lacks from its parent (same process).
-    same_proc = has_p & (svc >= 0) & (svc == np.where(has_p, svc[pp], -2))
+    same_proc = in_process & (svc >= 0) & (svc == np.where(has_p, svc[pp], -2))
     if same_proc.any():
         src = np.where(same_proc, parent, -1)
         for col in ("workload", "namespace", "version", "cluster"):
