@@ -30,6 +30,7 @@ import base64
 import binascii
 import gzip
 import json
+import math
 import socket
 import threading
 import time
@@ -94,12 +95,62 @@ def _hex_to_b64(v: str) -> str:
     return base64.b64encode(raw).decode()
 
 
-def to_otlp_json(message: Any) -> dict[str, Any]:
-    """A protobuf Export*ServiceRequest as an OTLP/JSON dict (hex ids, integer enums)."""
-    from google.protobuf import json_format
+_BYTES_IDS = frozenset({"trace_id", "span_id", "parent_span_id"})
+_FIELD_KINDS: dict[Any, tuple[str, str, bool]] = {}
 
-    doc = json_format.MessageToDict(message, use_integers_for_enums=True)
-    return _walk_ids(doc, _b64_to_hex)
+
+def _field_kind(f: Any) -> tuple[str, str, bool]:
+    """(JSON name, how to write the value, repeated) of a field descriptor, computed once."""
+    kind = _FIELD_KINDS.get(f)
+    if kind is None:
+        from google.protobuf.descriptor import FieldDescriptor as FD
+
+        repeated = f.is_repeated if hasattr(f, "is_repeated") else f.label == FD.LABEL_REPEATED
+        t = f.type
+        if t == FD.TYPE_MESSAGE:
+            how = "message"
+        elif t == FD.TYPE_BYTES:
+            how = "hex" if f.name in _BYTES_IDS else "base64"
+        elif t in (FD.TYPE_INT64, FD.TYPE_UINT64, FD.TYPE_FIXED64, FD.TYPE_SFIXED64, FD.TYPE_SINT64):
+            how = "string"  # 64-bit integers are JSON strings in the protobuf JSON mapping
+        elif t in (FD.TYPE_DOUBLE, FD.TYPE_FLOAT):
+            how = "float"
+        else:
+            how = "plain"  # bool, string, 32-bit ints, enums (as integers, as OTLP/JSON wants them)
+        kind = _FIELD_KINDS[f] = (f.json_name, how, repeated)
+    return kind
+
+
+def _float(v: float) -> float | str:
+    if math.isfinite(v):
+        return v
+    return "NaN" if math.isnan(v) else ("Infinity" if v > 0 else "-Infinity")
+
+
+def _message_dict(msg: Any) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for f, v in msg.ListFields():
+        name, how, repeated = _field_kind(f)
+        if how == "message":
+            out[name] = [_message_dict(x) for x in v] if repeated else _message_dict(v)
+        elif how == "plain":
+            out[name] = list(v) if repeated else v
+        elif how == "string":
+            out[name] = [str(x) for x in v] if repeated else str(v)
+        elif how == "hex":
+            out[name] = [x.hex() for x in v] if repeated else v.hex()
+        elif how == "float":
+            out[name] = [_float(x) for x in v] if repeated else _float(v)
+        else:
+            out[name] = [base64.b64encode(x).decode() for x in v] if repeated else base64.b64encode(v).decode()
+    return out
+
+
+def to_otlp_json(message: Any) -> dict[str, Any]:
+    """A protobuf Export*ServiceRequest as an OTLP/JSON dict: lowerCamelCase keys, trace/span ids as hex,
+    enums as integers, 64-bit integers as strings (what `json_format.MessageToDict(use_integers_for_enums=
+    True)` gives with hex ids, about twice as fast: OTLP has no maps, Any or well-known types)."""
+    return _message_dict(message)
 
 
 def from_otlp_json(doc: dict[str, Any], request_cls: Any) -> Any:

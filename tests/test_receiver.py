@@ -61,6 +61,48 @@ def test_json_round_trip_uses_hex_ids_and_integer_enums():
     assert s["status"] == {"code": 2}
 
 
+def _reference_json(message):
+    """The protobuf JSON mapping (json_format) with ids as hex: what to_otlp_json must equal."""
+    import base64
+
+    from google.protobuf import json_format
+
+    def walk(o, key=None):
+        if isinstance(o, dict):
+            return {k: walk(v, k) for k, v in o.items()}
+        if isinstance(o, list):
+            return [walk(v, key) for v in o]
+        if key in ("traceId", "spanId", "parentSpanId") and isinstance(o, str):
+            return base64.b64decode(o).hex()
+        return o
+
+    return walk(json_format.MessageToDict(message, use_integers_for_enums=True))
+
+
+def test_fast_json_conversion_equals_the_protobuf_json_mapping():
+    from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import ExportLogsServiceRequest
+    from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import ExportMetricsServiceRequest
+
+    _, traces = _trace_request(3)
+    logs = from_otlp_json({"resourceLogs": [{"scopeLogs": [{"logRecords": [{
+        "timeUnixNano": "1700000000000000001", "severityNumber": 9, "severityText": "INFO",
+        "traceId": TRACE_ID, "spanId": SPAN_ID, "flags": 1,
+        "body": {"kvlistValue": {"values": [
+            {"key": "b", "value": {"boolValue": False}}, {"key": "i", "value": {"intValue": "0"}},
+            {"key": "d", "value": {"doubleValue": 0.5}}, {"key": "raw", "value": {"bytesValue": "AAEC"}},
+            {"key": "arr", "value": {"arrayValue": {"values": [{"stringValue": "x"}, {"intValue": "-7"}]}}}]}},
+        "attributes": [{"key": "empty", "value": {}}]}]}]}]}, ExportLogsServiceRequest)
+    metrics = from_otlp_json({"resourceMetrics": [{"scopeMetrics": [{"metrics": [
+        {"name": "h", "histogram": {"aggregationTemporality": 2, "dataPoints": [{
+            "count": "3", "sum": 1.5, "bucketCounts": ["1", "2"], "explicitBounds": [1.0],
+            "exemplars": [{"asDouble": 2.0, "traceId": TRACE_ID, "spanId": SPAN_ID}]}]}},
+        {"name": "g", "gauge": {"dataPoints": [{"asDouble": "NaN"}, {"asInt": "5"}]}}]}]}]},
+        ExportMetricsServiceRequest)
+    for message in (traces, logs, metrics):
+        assert to_otlp_json(message) == _reference_json(message)
+    assert json.loads(json.dumps(to_otlp_json(metrics)))  # NaN written as a string, valid JSON
+
+
 def test_http_protobuf_json_chunked_gzip(tmp_path):
     _, msg = _trace_request(3)
     with OTLPReceiver(tmp_path, grpc_port=None, http_port=0) as rx:
