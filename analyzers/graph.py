@@ -39,13 +39,15 @@ Counting each request once (the reporter policy, in graph attribute `dedup_polic
     3. what is left on the server side are requests no collected client saw (caller outside the mesh
        or its logs not collected) and they count.
     Trace-derived rows (record_kind=span; already one row per client/server span pair) count on
-    edges that have no access-log rows; where both exist, access logs win (spans are sampled).
+    edges that have no access-log rows; where both exist (same edge, or same caller name and callee
+    service however they are grouped), access logs win (spans are sampled).
     Edge attribute `reporter` says what was counted: client | server | client+server | trace | mixed.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -75,6 +77,10 @@ FLAG_NAMES = {
     "OM": "overload manager", "DF": "DNS resolution failure", "DO": "dropped overload",
 }
 PERCENTILES = (50, 90, 99)
+# Istio's canonical revision when a workload has no version label: the same as no version.
+UNVERSIONED = frozenset({"latest"})
+# Workloads named like Istio's gateways are gateways even in logs that do not say so.
+_GATEWAY_NAME = re.compile(r"(ingress|egress)-?gateway")
 
 # The requests-table columns the graph reads (commands read only these from the store).
 GRAPH_COLUMNS = [
@@ -149,6 +155,10 @@ def _in_mesh_node(group_by: str, cl: str | None, ns: str | None, wl: str | None,
     """The node of a caller/callee with some in-mesh identity at the `group_by` level (None if none)."""
     c = cl if multi else None
     nsd = f"{ns}/" if ns else ""
+    if ver in UNVERSIONED:
+        ver = None
+    if kind_override is None and (_GATEWAY_NAME.search(wl or "") or _GATEWAY_NAME.search(app or "")):
+        kind_override = "gateway"
     if group_by == "namespace":
         if ns is None:
             return None
@@ -503,8 +513,15 @@ def prepare(df: pd.DataFrame, *, group_by: str = "app", namespace: str | None = 
     dst = dst_map[dst_group] if n else np.zeros(0, dtype=np.int64)
 
     unknown_node = np.array([nd.kind == "unknown" for nd in nodes] + [False], dtype=bool)
+    # The same call as a log row and a trace row, whatever the grouping: (caller name, callee service).
+    caller_codes: dict[tuple, int] = {}
+    caller_of_combo = np.array([caller_codes.setdefault((r[1], r[3] or r[2]), len(caller_codes)) if (r[3] or r[2])
+                                else -1 for r in (values(src_fact, row) for row in src_combos)] + [-1], dtype=np.int64)
+    ck = ck_of_combo[dst_group] if n else dst_group
+    cc = caller_of_combo[src_group] if n else src_group
+    coarse = np.where((ck >= 0) & (cc >= 0), cc * (len(callee_codes) + 1) + ck, -1)
     keep, dropped = _reporter_policy(src, dst, side, is_trace, len(nodes), unknown_node[src], paired, partner,
-                                     has_rid)
+                                     has_rid, coarse)
 
     start, end = _to_utc(since), _to_utc(until)
     if n and (start is None or end is None):
@@ -575,7 +592,7 @@ def _pair_requests(sel: pd.DataFrame, side: np.ndarray, is_trace: np.ndarray,
 
 def _reporter_policy(src: np.ndarray, dst: np.ndarray, side: np.ndarray, is_trace: np.ndarray, n_nodes: int,
                      src_unknown: np.ndarray, paired: np.ndarray, partner: np.ndarray,
-                     has_rid: np.ndarray) -> tuple[np.ndarray, dict]:
+                     has_rid: np.ndarray, coarse: np.ndarray) -> tuple[np.ndarray, dict]:
     """Keep mask of the reporter policy (module docstring) and per edge the dropped (server, trace) rows."""
     import numpy as np
 
@@ -587,7 +604,9 @@ def _reporter_policy(src: np.ndarray, dst: np.ndarray, side: np.ndarray, is_trac
 
     dropped_trace = np.zeros(n, dtype=bool)
     if is_trace.any() and not is_trace.all():  # access logs win over (sampled) trace rows
-        dropped_trace = is_trace & np.isin(edge, np.unique(edge[~is_trace]))
+        log_coarse = np.unique(coarse[~is_trace & (coarse >= 0)])
+        dropped_trace = is_trace & (np.isin(edge, np.unique(edge[~is_trace]))
+                                    | ((coarse >= 0) & np.isin(coarse, log_coarse)))
         keep &= ~dropped_trace
 
     client = keep & (side == _SIDE_CLIENT) & ~is_trace

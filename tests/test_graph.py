@@ -367,3 +367,24 @@ def test_client_rows_borrow_the_callee_identity_their_server_rows_know():
     assert g.edges["ns/a-v1", "ns/b-v2"]["requests"] == 3
     g = build_graph(df, group_by="app")
     assert g.edges["ns/a", "ns/b"]["requests"] == 6
+
+
+def test_logs_and_traces_of_the_same_calls_count_once_at_every_grouping():
+    # Access logs know workloads; the trace rows of the same calls know only apps (version "latest":
+    # Istio's revision for an unlabelled workload). However grouped, each call counts once.
+    rows = []
+    for i in range(20):
+        rows.append(row("istio-system/istio-ingressgateway", "shop/front:v1", rid=f"r{i}", t=i,
+                        source_app=None, source_workload="istio-ingressgateway"))
+        rows.append(row("istio-system/istio-ingressgateway:latest", "shop/front:v1", rid=f"r{i}", t=i,
+                        record_kind="span", direction="gateway", source_workload=None, destination_workload=None,
+                        reporter_workload="istio-ingressgateway", trace_id=f"t{i}", span_id=f"s{i}"))
+        rows.append(row(None, "istio-system/istio-ingressgateway:latest", t=i, record_kind="span",
+                        direction="inbound", source_kind="user", destination_workload=None, trace_id=f"t{i}",
+                        span_id=f"e{i}"))
+    df = frame(rows)
+    for group_by in ("app", "app-version", "workload", "service"):
+        g = build_graph(df, group_by=group_by)
+        assert g.graph["rows_counted"] == 40, group_by
+        gw = [n for n, a in g.nodes(data=True) if a["kind"] == "gateway"]
+        assert len(gw) == 1 and g.nodes[gw[0]]["out_requests"] == 20 and g.nodes[gw[0]]["in_requests"] == 20
