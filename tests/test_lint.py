@@ -49,6 +49,7 @@ CASES = [
         ("MSH0203", "IstioOperator control-plane"),
         ("MSH0202", "IstioOperator control-plane"),
         ("MSH0202", "Telemetry shop/too-much"),
+        ("MSH0201", "Deployment shop/checkout"),  # the proxy.istio.io/config annotation
     ], True),
     ("negative-sampling.yaml", [("MSH0202", "istiod Helm values negative-sampling.yaml#1")], True),
     ("telemetry-scope.yaml", [
@@ -361,3 +362,20 @@ def test_rendered_istio_config_lints_clean(run_cli, args, with_mesh):
     result = lint_text([("<render>", rendered)], envoy_types=True)
     assert bool(result.mesh_sources) == with_mesh
     assert [str(f) for f in result.findings if f.severity != INFO or f.code == "MSH0008"] == []
+
+
+def test_cli_kubeconfig_reads_services(run_cli, tmp_path):
+    from tests.kubeapi import FakeKubeAPI, Reply, item_list
+
+    svc = {"metadata": {"name": "otel-collector", "namespace": "observability"}, "spec": {"ports": [{"port": 4317}]}}
+    with FakeKubeAPI() as api:
+        api.route("/api/v1/services", Reply.json(item_list("ServiceList", [svc])))
+        code, out, _ = run_cli("lint", "--kubeconfig", api.write_kubeconfig(tmp_path), "-o", "json",
+                               str(FIXTURES / "collector-short-name.yaml"))
+        assert api.count("/api/v1/services") == 1
+    body = json.loads(out)
+    assert code == 1 and body["summary"]["servicesFromCluster"] is True
+    assert {f["code"] for f in body["findings"]} == {"MSH0108"}
+    # once the server is gone, the cluster cannot be read: an error exit 3, not a lint result
+    code, _, err = run_cli("lint", "--kubeconfig", str(tmp_path / "kubeconfig"), str(FIXTURES / "clean.yaml"))
+    assert code == 3 and "Kubernetes API" in err

@@ -52,12 +52,20 @@ class LintContext:
     forms: dict[int, str] = field(default_factory=dict)  # id(document) -> mesh config form, for kindless ones
     findings: list[Finding] = field(default_factory=list)
     rule: str = ""
+    _by_kind: dict[str, list[tuple[int, Document]]] | None = field(default=None, repr=False)
 
     # ---- reading ---------------------------------------------------------------------------------
     def of_kind(self, *kinds: str, group: str | None = None) -> Iterator[Document]:
-        """Kubernetes-shaped documents of these kinds (and API group prefix, e.g. "networking.istio.io")."""
-        for d in self.documents:
-            if d.kind in kinds and d.is_resource and (group is None or d.group == group or d.group.endswith("." + group)):
+        """Kubernetes-shaped documents of these kinds (and API group suffix, e.g. "istio.io"), in input order."""
+        if self._by_kind is None:
+            self._by_kind = {}
+            for pos, d in enumerate(self.documents):
+                if d.is_resource:
+                    self._by_kind.setdefault(d.kind or "", []).append((pos, d))
+        found = [d for _, d in sorted(p for k in kinds for p in self._by_kind.get(k, []))] if len(kinds) > 1 \
+            else [d for _, d in self._by_kind.get(kinds[0], [])]
+        for d in found:
+            if group is None or d.group == group or d.group.endswith("." + group):
                 yield d
 
     def identity(self, doc: Document, form: str | None = None) -> tuple[str | None, str | None, str]:
@@ -74,9 +82,8 @@ class LintContext:
         return label, None, where
 
     def istio(self, kind: str) -> Iterator[Document]:
-        for d in self.documents:
-            if d.kind == kind and d.group.endswith("istio.io"):
-                yield d
+        """Documents of an Istio kind (any istio.io API group and version)."""
+        yield from self.of_kind(kind, group="istio.io")
 
     # ---- reporting -------------------------------------------------------------------------------
     def report(self, code: str, doc: Document | None = None, path: Path = (), *,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from functools import lru_cache
 
 
 def _words(text: str) -> frozenset[str]:
@@ -130,6 +131,7 @@ def check_format(text: str) -> list[FormatProblem]:
     return out
 
 
+@lru_cache(maxsize=256)
 def suggestion(name: str) -> str | None:
     import difflib
 

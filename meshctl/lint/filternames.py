@@ -106,6 +106,7 @@ def network_filter(name: str) -> bool:
     return name.startswith("envoy.filters.network.") or REVERSE_DEPRECATED.get(name, "").startswith("envoy.filters.network.")
 
 
+@lru_cache(maxsize=256)
 def close_match(name: str) -> str | None:
     import difflib
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any
 
 Path = tuple[Any, ...]
@@ -31,19 +32,24 @@ class Document:
     lines: dict[Path, int] = field(default_factory=dict, repr=False)
     default_namespace: str = "default"
 
+    def __post_init__(self) -> None:
+        obj = self.obj if isinstance(self.obj, dict) else {}
+        kind, api = obj.get("kind"), obj.get("apiVersion")
+        self._kind = kind if isinstance(kind, str) else None
+        self._api = api if isinstance(api, str) else ""
+
     # ---- identity --------------------------------------------------------------------------------
     @property
     def kind(self) -> str | None:
-        return self.obj.get("kind") if isinstance(self.obj, Mapping) and isinstance(self.obj.get("kind"), str) else None
+        return self._kind
 
     @property
     def api_version(self) -> str:
-        v = self.obj.get("apiVersion") if isinstance(self.obj, Mapping) else None
-        return v if isinstance(v, str) else ""
+        return self._api
 
     @property
     def group(self) -> str:
-        return self.api_version.rpartition("/")[0] if "/" in self.api_version else ""
+        return self._api.rpartition("/")[0] if "/" in self._api else ""
 
     @property
     def metadata(self) -> Mapping[str, Any]:
@@ -276,13 +282,18 @@ def _record_lines(node: Any, data: Any, path: Path, lines: dict[Path, int], offs
             _record_lines(item_node, item, (*path, i), lines, offset, dups)
 
 
+@lru_cache(maxsize=4)
+def _lines(text: str) -> list[str]:
+    return text.splitlines()
+
+
 def block_scalar_offset(text: str, doc: Document, path: Path) -> int | None:
     """0-based file line just before the content of the block scalar at `path` (`key: |`), so that an
     embedded document's line n is at file line offset+n. None when the value is not a block scalar."""
     key_line = doc.lines.get(tuple(path))
     if key_line is None:
         return None
-    all_lines = text.splitlines()
+    all_lines = _lines(text)
     if key_line - 1 >= len(all_lines):
         return None
     head = all_lines[key_line - 1]

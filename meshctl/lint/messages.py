@@ -136,15 +136,14 @@ _ENTRIES = [
             "The collector Service could not be checked (none in its namespace in the input, external host)."),
     # ---- sampling -------------------------------------------------------------------------------------
     Message("MSH0201", "ProxySamplingAbove100", ERROR,
-            "defaultConfig.tracing.sampling is {value}; istiod treats values above 100 as invalid and samples "
-            "1% instead",
+            "{field} is {value}; istiod treats values above 100 as invalid and samples 1% instead",
             "meshConfig.defaultConfig.tracing.sampling above 100 silently becomes 1%."),
     Message("MSH0202", "SamplingOutOfRange", ERROR,
             "{field} is {value}; a sampling percentage must be between 0 and 100{consequence}",
             "A sampling percentage below 0 or above 100."),
     Message("MSH0203", "ProxySamplingZero", WARNING,
-            "defaultConfig.tracing.sampling is 0, which istiod reads as unset: PILOT_TRACE_SAMPLING (default 1%) "
-            "applies, not 0%; to stop sampling use a Telemetry with randomSamplingPercentage: 0",
+            "{field} is 0, which istiod reads as unset: PILOT_TRACE_SAMPLING (default 1%) applies, not 0%; to "
+            "stop sampling use a Telemetry with randomSamplingPercentage: 0",
             "meshConfig.defaultConfig.tracing.sampling 0 does not turn sampling off."),
     # ---- Telemetry ------------------------------------------------------------------------------------
     Message("MSH0301", "DuplicateMeshWideTelemetry", ERROR,

@@ -15,8 +15,10 @@ def check(ctx: LintContext) -> None:
     for docs in seen.values():
         if len(docs) < 2:
             continue
-        for d in docs:
-            others = ", ".join(f"{o.file}:{o.line_of(('metadata', 'name'))}" for o in docs if o is not d)
+        where = [f"{o.file}:{o.line_of(('metadata', 'name'))}" for o in docs]
+        for i, d in enumerate(docs):
+            rest = where[:i] + where[i + 1:]
+            others = ", ".join(rest[:3]) + (f" and {len(rest) - 3} more" if len(rest) > 3 else "")
             ctx.report("MSH0003", d, ("metadata", "name"), resource=d.resource, count=len(docs), others=others)
 
 

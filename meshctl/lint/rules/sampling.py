@@ -1,6 +1,7 @@
 """Trace sampling percentages that istiod or Envoy read differently from what was written.
 
-- `defaultConfig.tracing.sampling` above 100 is silently replaced by 1% (istiod's
+- `defaultConfig.tracing.sampling` (also per workload in the `proxy.istio.io/config` annotation)
+  above 100 is silently replaced by 1% (istiod's
   proxyConfigSamplingValue); 0 means "unset", so PILOT_TRACE_SAMPLING (default 1%) applies; a
   negative value reaches Envoy, whose Percent type rejects it.
 - PILOT_TRACE_SAMPLING (`pilot.traceSampling`, or the istiod env) outside 0..100 is replaced by 1%.
@@ -44,12 +45,57 @@ def _check_proxy_sampling(ctx: LintContext) -> None:
         if v is None:
             continue
         if v > 100:
-            ctx.report("MSH0201", source=src, path=path, value=_fmt(v))
+            ctx.report("MSH0201", source=src, path=path, field="defaultConfig.tracing.sampling", value=_fmt(v))
         elif v < 0:
             ctx.report("MSH0202", source=src, path=path, field="defaultConfig.tracing.sampling", value=_fmt(v),
                        consequence="; Envoy rejects the negative percentage and with it the listener update")
         elif v == 0:
-            ctx.report("MSH0203", source=src, path=path)
+            ctx.report("MSH0203", source=src, path=path, field="defaultConfig.tracing.sampling")
+
+
+PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
+
+
+def _check_proxy_config_annotations(ctx: LintContext) -> None:
+    """The per-workload ProxyConfig (`proxy.istio.io/config` annotation) overrides defaultConfig, with
+    the same sampling rules."""
+    import yaml
+
+    from meshctl.lint.loader import block_scalar_offset, parse_text
+
+    for doc in ctx.documents:
+        if not doc.is_resource:
+            continue
+        spots = [("metadata", "annotations"), ("spec", "template", "metadata", "annotations")]
+        for base in spots:
+            ann = doc.get(base)
+            if not isinstance(ann, dict) or not isinstance(ann.get(PROXY_CONFIG_ANNOTATION), str):
+                continue
+            path = (*base, PROXY_CONFIG_ANNOTATION)
+            text = ann[PROXY_CONFIG_ANNOTATION]
+            offset = block_scalar_offset(ctx.texts.get(doc.file, ""), doc, path)
+            try:
+                loaded = parse_text(text, doc.file, line_offset=offset if offset is not None else 0)
+            except yaml.YAMLError:  # pragma: no cover - parse_text reports, it does not raise
+                continue
+            if not loaded.documents or not isinstance(loaded.documents[0].obj, dict):
+                continue
+            inner = loaded.documents[0]
+            tracing = mapping(inner.obj.get("tracing"))
+            if "sampling" not in tracing:
+                continue
+            v = _number(tracing["sampling"])
+            line = inner.line_of(("tracing", "sampling")) if offset is not None else doc.line_of(path)
+            label = f"annotation {PROXY_CONFIG_ANNOTATION} tracing.sampling"
+            if v is None:
+                continue
+            if v > 100:
+                ctx.report("MSH0201", doc, path, line=line, field=label, value=_fmt(v))
+            elif v < 0:
+                ctx.report("MSH0202", doc, path, line=line, field=label, value=_fmt(v),
+                           consequence="; Envoy rejects the negative percentage and with it the listener update")
+            elif v == 0:
+                ctx.report("MSH0203", doc, path, line=line, field=label)
 
 
 def _check_pilot_env(ctx: LintContext) -> None:
@@ -112,6 +158,7 @@ def _check_telemetry(ctx: LintContext) -> None:
 
 def check(ctx: LintContext) -> None:
     _check_proxy_sampling(ctx)
+    _check_proxy_config_annotations(ctx)
     _check_pilot_env(ctx)
     _check_telemetry(ctx)
 
@@ -119,4 +166,4 @@ def check(ctx: LintContext) -> None:
 RULE = Rule("tracing.Sampling",
             "Checks sampling percentages: defaultConfig.tracing.sampling, PILOT_TRACE_SAMPLING, Telemetry "
             "randomSamplingPercentage, and custom samplers that override them.",
-            ("MeshConfig", "IstioOperator", "Telemetry"), ("MSH0201", "MSH0202", "MSH0203", "MSH0115"), check)
+            ("MeshConfig", "IstioOperator", "Telemetry", "proxy.istio.io/config"), ("MSH0201", "MSH0202", "MSH0203", "MSH0115"), check)
