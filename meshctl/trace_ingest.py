@@ -103,7 +103,12 @@ def ingest_traces(
         s.format = res.format or s.format
         spool.add(res.rejects)
 
-    spans = concat_span_tables([r.spans for r in results if r is not None])
+    parts = []
+    for r in results:
+        if r is not None:
+            parts.append(r.spans)
+            r.spans = None  # type: ignore[assignment]  # only the concatenation holds the spans now
+    spans = concat_span_tables(parts)
     rows = pair_spans(spans)
     if rows.num_rows:
         rows = identity.enrich(rows)

@@ -537,14 +537,25 @@ def empty_span_table() -> pa.Table:
 
 
 def concat_span_tables(tables: list[pa.Table]) -> pa.Table:
+    """Span tables → one table with single-chunk columns. The list is consumed (emptied) so that each
+    column's blocks are freed as soon as that column is combined: the peak is one copy plus a column."""
     import pyarrow as pa
 
-    tables = [t for t in tables if t is not None]
-    if not tables:
+    parts = [t for t in tables if t is not None]
+    if isinstance(tables, list):
+        tables.clear()
+    if not parts:
         return empty_span_table()
-    if len(tables) == 1:
-        return tables[0]
-    return pa.concat_tables(tables, promote_options="none").combine_chunks()
+    if len(parts) == 1:
+        return parts[0]
+    schema = parts[0].schema
+    chunks = {name: [t.column(name) for t in parts] for name in schema.names}
+    del parts
+    arrays = []
+    for name in schema.names:
+        arrays.append(pa.chunked_array([c for col in chunks.pop(name) for c in col.chunks],
+                                       type=schema.field(name).type).combine_chunks())
+    return pa.Table.from_arrays(arrays, schema=schema)
 
 
 # ---------------------------------------------------------------------------------------------
