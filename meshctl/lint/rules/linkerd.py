@@ -32,11 +32,8 @@ def _check_tracing(ctx: LintContext, d: Document, owner: str) -> None:
     base = (owner, "tracing")
     collector = mapping(tracing.get("collector"))
     endpoint = collector.get("endpoint")
-    if owner == "controller" and not endpoint:
-        # The controllers reuse proxy.tracing.collector.endpoint when theirs is unset.
-        endpoint = None if not d.get(("proxy", "tracing", "collector", "endpoint")) else endpoint
-        if d.get(("proxy", "tracing", "collector", "endpoint")):
-            return
+    if owner == "controller" and not endpoint and d.get(("proxy", "tracing", "collector", "endpoint")):
+        return  # the controllers reuse proxy.tracing.collector.endpoint when theirs is unset
     if tracing.get("enabled") is True and not endpoint:
         ctx.report("MSH0701", d, base, field=f"{owner}.tracing")
         return
