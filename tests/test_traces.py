@@ -570,14 +570,14 @@ def test_istio_sidecar_chain_counts_each_call_once() -> None:
            "productpage-proxy": {"service.name": "productpage.bookinfo"},
            "reviews-proxy": {"service.name": "reviews.bookinfo"},
            "reviews": {"service.name": "reviews", "k8s.namespace.name": "bookinfo"}}
-    node = "sidecar~10.1.0.9~reviews-v2-5d8f8b8b7c-abcde.bookinfo~bookinfo.svc.cluster.local"
+    node = "sidecar~10.1.0.9~reviews-v2-5d8f8b8b7c-x2x9z.bookinfo~bookinfo.svc.cluster.local"
     spans = [
         _sp("productpage", "1" * 16, None, 2, 0, 100_000_000, **{"http.method": "GET"}),
         _sp("productpage", "2" * 16, "1" * 16, 3, 10_000_000, 90_000_000, **{"http.method": "GET"}),
         _sp("productpage-proxy", "3" * 16, "2" * 16, 3, 11_000_000, 89_000_000, **{
             "component": "proxy", "upstream_cluster": "outbound|9080|v2|reviews.bookinfo.svc.cluster.local",
             "http.status_code": "200", "response_flags": "-", "guid:x-request-id": "rid-1",
-            "node_id": "sidecar~10.1.0.5~productpage-v1-6b746f74dc-9stvs.bookinfo~bookinfo.svc.cluster.local"}),
+            "node_id": "sidecar~10.1.0.5~productpage-v1-6b746f74dc-9stvz.bookinfo~bookinfo.svc.cluster.local"}),
         _sp("reviews-proxy", "4" * 16, "3" * 16, 2, 12_000_000, 88_000_000, **{
             "component": "proxy", "upstream_cluster": "inbound|9080||", "http.status_code": "200",
             "guid:x-request-id": "rid-1", "node_id": node, "istio.canonical_revision": "v2"}),

@@ -325,11 +325,6 @@ def span_schema() -> pa.Schema:
     return pa.schema(list(_raw_schema()) + [pa.field(n, _arrow_type(t)) for n, t in SPAN_SCHEMA_EXTRA])
 
 
-# Pod names: <workload>-<replicaset hash>-<pod hash> (Deployments, Argo Rollouts), <workload>-<5 chars>
-# (DaemonSets, Jobs), <statefulset>-<ordinal>.
-_POD_RS = r"^(.+?)-[0-9a-f]{6,10}-[0-9a-z]{5}$"
-_POD_SHORT = r"^(.+?)-[0-9a-z]{5}$"
-_RS = r"^(.+?)-[0-9a-f]{6,10}$"
 # Envoy node id: sidecar~10.1.2.3~reviews-v2-5d8f8b8b7c-abcde.default~default.svc.cluster.local
 _NODE_ID = r"^(?P<t>sidecar|router|ingress)~[^~]*~(?P<pod>[^.~]+)\.(?P<ns>[^~]+)~"
 
@@ -370,7 +365,7 @@ def finish_span_table(raw: pa.Table) -> pa.Table:
 
     namespace = coalesce(col("k8s_namespace"), col("service_namespace"), node_ns)
     pod = coalesce(col("k8s_pod"), node_pod)
-    workload = coalesce(col("k8s_workload"), _via_dict(col("k8s_replicaset"), lambda d: _strip(d, _RS)),
+    workload = coalesce(col("k8s_workload"), _via_dict(col("k8s_replicaset"), _replicaset_workload),
                         _via_dict(pod, _pod_workload))
 
     # Istio names sidecar spans `<app>.<namespace>`; the app is the part before the namespace.
@@ -446,10 +441,23 @@ def _strip(arr, pattern: str):
     return pc.if_else(pc.is_valid(m), m.field(0), pa.scalar(None, pa.string()))
 
 
-def _pod_workload(pod):
-    import pyarrow.compute as pc
+def _pod_workload(pods):
+    """Pod names → workload names (ReplicaSet / Rollout / DaemonSet / Job hashes off), by the same
+    rules access logs use (meshctl.identity.workload_from_pod)."""
+    import pyarrow as pa
 
-    return pc.coalesce(_strip(pod, _POD_RS), _strip(pod, _POD_SHORT))
+    from meshctl.identity import workload_from_pod
+
+    return pa.array([workload_from_pod(p) if p else None for p in pods.to_pylist()], pa.string())
+
+
+def _replicaset_workload(names):
+    import pyarrow as pa
+
+    from meshctl.identity import workload_from_pod
+
+    return pa.array([workload_from_pod("", owner=("ReplicaSet", n)) if n else None for n in names.to_pylist()],
+                    pa.string())
 
 
 def _via_dict(arr, fn):
