@@ -358,3 +358,30 @@ def test_faults_change_live_and_down_host(tmp_path, envoy_bin):
     assert {r["upstream_cluster"] for r in uf} == {"inbound|9080||"}
     assert set(second.by_code) == {500, 503}  # v1 now answers 500 on every request
     assert {r["response_code"] for r in logs["api-v1"]} == {200, 500}
+
+
+def test_apply_destination_rule_subsets_override_the_host_policy(tmp_path):
+    topo = load_topology({"services": {"front": {"calls": [{"host": "api"}]},
+                                       "api": {"versions": {"v1": {}, "v2": {}}}}})
+    front = next(p for p in topo.pods() if p.service.name == "front")
+    boot = bs.sidecar_bootstrap(front, topo, app_port=1, eds_dir=tmp_path)
+    rule = {"kind": "DestinationRule", "metadata": {"name": "api"}, "spec": {
+        "host": "api.default.svc.cluster.local",
+        "trafficPolicy": {"connectionPool": {"http": {"http2MaxRequests": 100}}},
+        "subsets": [{"name": "v2", "labels": {"version": "v2"},
+                     "trafficPolicy": {"connectionPool": {"http": {"http2MaxRequests": 7}},
+                                       "outlierDetection": {"consecutive5xxErrors": 2}}}]}}
+    patched, changed = bs.apply_destination_rule(boot, rule)
+    assert set(changed) == {"outbound|9080||api.default.svc.cluster.local",
+                            "outbound|9080|v1|api.default.svc.cluster.local",
+                            "outbound|9080|v2|api.default.svc.cluster.local"}
+    clusters = {c["name"]: c for c in patched["static_resources"]["clusters"]}
+    limit = {n.split("|")[2]: c["circuit_breakers"]["thresholds"][0]["max_requests"] for n, c in clusters.items()
+             if n.startswith("outbound|")}
+    assert limit == {"": 100, "v1": 100, "v2": 7}
+    assert "outlier_detection" in clusters["outbound|9080|v2|api.default.svc.cluster.local"]
+    assert "outlier_detection" not in clusters["outbound|9080|v1|api.default.svc.cluster.local"]
+    # the input is not modified, and a rule for a host this proxy does not call changes nothing
+    assert boot["static_resources"]["clusters"] != patched["static_resources"]["clusters"]
+    assert bs.apply_destination_rule(boot, {"spec": {"host": "other.default.svc.cluster.local",
+                                                     "trafficPolicy": rule["spec"]["trafficPolicy"]}})[1] == []

@@ -43,10 +43,21 @@ Bootstraps (meshctl.mesh.bootstrap) -- usable on their own with meshctl.envoy.En
     sidecar_bootstrap(pod_spec, topo, app_port=, eds_dir=, passthrough_port=, runtime=)
     gateway_bootstrap(gateway_spec, topo, eds_dir=, runtime=)
     cluster_name("outbound", 9080, "v1", host), write_eds(eds_dir, cluster, [(ip, port)]),
-    destination_rule_cluster_settings(trafficPolicy), local_ratelimit_filter(spec), retry_policy(retries)
+    destination_rule_cluster_settings(trafficPolicy), apply_destination_rule(bootstrap, DestinationRule)
+    -> (bootstrap, changed clusters), local_ratelimit_filter(spec), retry_policy(retries), iter_hcms(bootstrap)
     listener names: INBOUND_LISTENER ("virtualInbound"), outbound_listener_name(port) ("0.0.0.0_9080")
-Telemetry (meshctl.mesh.telemetry)
-    apply_telemetry(bootstrap, TelemetrySpec, ProxyIdentity, Collector): access-log files, tracer, OTel logs
+Telemetry (meshctl.mesh.telemetry) -- from `meshctl render istio --mode envoyfilter`, not hand-written
+    render_values(TelemetrySpec) / render_envoyfilters(TelemetrySpec): the render calls and their output
+    apply_telemetry(bootstrap, TelemetrySpec, ProxyIdentity, Collector, envoyfilters=[...]) -> bootstrap
+    proxy_env(ProxyIdentity): POD_NAME, CANONICAL_REVISION, OTEL_RESOURCE_ATTRIBUTES ... for EnvoyProcess(env=)
+Receiver (meshctl.receiver)
+    OTLPReceiver(out_dir, grpc_port=0, http_port=0, defer=False)  context manager; .grpc_port, .http_port,
+    .wait_for(spans=, logs=, timeout=, quiet=), .flush(), .stats, .traces_path / .logs_path
+Demo (meshctl.mesh.demo)
+    run_demo(DemoOptions(out_dir, healthy, requests, ...), Reporter) -> DemoResult (stages, verdict, exit_code)
+
+Process lifetime: Envoy gets SIGTERM when the *thread* that spawned it ends, so proxies are started
+from the calling thread; keep that thread (and process) alive while the mesh runs.
 Traffic (meshctl.mesh.traffic)
     drive(url, *, requests, duration, concurrency, paths, method, headers, rate, timeout, on_response)
     -> TrafficResult(requests, failures, by_code, seconds, latencies_ms, rps, errors, percentile(q))
