@@ -376,6 +376,10 @@ class Prepared:
     dropped: dict[tuple[int, int], tuple[int, int]] = field(default_factory=dict)
     multi_cluster: bool = False
     clusters: list[str] = field(default_factory=list)
+    # callee version per kept row (codes into callee_versions, -1 none), after client rows borrowed
+    # their server row's identity: the raw destination_version column lacks it on most client rows
+    callee_version: np.ndarray | None = None
+    callee_versions: list[str] = field(default_factory=list)
 
     @property
     def frame(self) -> pd.DataFrame:
@@ -530,9 +534,14 @@ def prepare(df: pd.DataFrame, *, group_by: str = "app", namespace: str | None = 
         if len(us):
             start = start if start is not None else pd.Timestamp(int(us.min()), unit="us", tz="UTC")
             end = end if end is not None else pd.Timestamp(int(us.max()), unit="us", tz="UTC")
+    versions: dict[str, int] = {}
+    ver_of_combo = np.array([versions.setdefault(r[4], len(versions)) if r[4] and r[4] not in UNVERSIONED else -1
+                             for r in dst_rows] + [-1], dtype=np.int64)
     return Prepared(selected=sel, keep=keep, src=src[keep], dst=dst[keep], nodes=nodes, side=side[keep],
                     is_trace=is_trace[keep], group_by=group_by, window_start=start, window_end=end,
-                    rows_selected=n, dropped=dropped, multi_cluster=multi, clusters=clusters)
+                    rows_selected=n, dropped=dropped, multi_cluster=multi, clusters=clusters,
+                    callee_version=ver_of_combo[dst_group][keep] if n else np.zeros(0, dtype=np.int64),
+                    callee_versions=list(versions))
 
 
 def callee_key(values: tuple) -> tuple | None:

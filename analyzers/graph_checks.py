@@ -166,7 +166,10 @@ def version_mix(prep: Prepared) -> tuple[dict[tuple[int, int], tuple[set, set]],
     import numpy as np
 
     sv, svals = prep.codes("source_version")
-    dv, dvals = prep.codes("destination_version")
+    if prep.callee_version is not None:
+        dv, dvals = prep.callee_version, prep.callee_versions
+    else:
+        dv, dvals = prep.codes("destination_version")
     nn = len(prep.nodes)
     per_edge: dict[tuple[int, int], tuple[set, set]] = {}
     per_node: dict[int, set] = {}

@@ -197,3 +197,17 @@ def test_graph_only_helpers():
     for _, _, a in g.edges(data=True):
         a.update(requests=1, errors=0, error_rate=0.0)
     assert {f.code for f in run_checks(g).findings} == {"GRAPH001"}
+
+
+def test_single_version_target_uses_the_version_the_server_rows_name():
+    # Client rows name only the service; the callee's version comes from the paired server rows.
+    rows = []
+    for i in range(40):
+        ver = "v1" if i < 30 else "v2"
+        caller = "ns/web:v1" if ver == "v1" else "ns/batch:v1"
+        rows.append(row(caller, None, rid=f"r{i}", t=i, destination_service="api.ns.svc.cluster.local"))
+        rows.append(row(None, f"ns/api:{ver}", direction="inbound", rid=f"r{i}", t=i))
+    rows += calls("ns/web:v1", "ns/api:v1", 1, prefix="pad")  # (only to give web a second row)
+    report = check_graph(frame(rows), config=CheckConfig(min_requests=5))
+    got = {(f.code, f.subject, f.data["version"]) for f in report.findings if f.code == "GRAPH005"}
+    assert got == {("GRAPH005", "ns/web -> ns/api", "v1"), ("GRAPH005", "ns/batch -> ns/api", "v2")}
