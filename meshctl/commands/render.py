@@ -24,7 +24,7 @@ ISTIO_FLAGS = {
     "rootNamespace": "--root-namespace", "selector": "--selector", "name": "--name",
     "istioVersion": "--istio-version", "mode": "--mode", "meshConfigFormat": "--mesh-config-format",
     "defaultProviders": "--default-providers", "revision": "--revision", "clusterDomain": "--cluster-domain",
-    "serviceName": "--service-name", "collectorCluster": "--collector-cluster",
+    "serviceName": "--service-name", "collectorCluster": "--collector-cluster", "routeTagger": "--route-tagger",
 }
 LINKERD_FLAGS = {
     "collector": "--collector", "protocol": "--protocol", "collectorServiceAccount": "--collector-service-account",
@@ -256,6 +256,9 @@ def render() -> None:
 @click.option("--cluster-domain", metavar="DOMAIN", help="Kubernetes cluster domain (default cluster.local).")
 @click.option("--service-name", metavar="NAME", help="envoyfilter mode: service.name of the spans.")
 @click.option("--collector-cluster", metavar="CLUSTER", help="envoyfilter mode: use this Envoy cluster (no CLUSTER ADD).")
+@click.option("--route-tagger", metavar="URL", help="Deploy the route-tagger Wasm plugin from URL (oci://, https://, "
+              "file://); spans get an http.route tag (/reviews/{id}).")
+@click.option("--route-tagger-sha256", metavar="HEX", help="sha256 of the route-tagger module (pins what proxies run).")
 @_common_output_options
 @click.pass_context
 def istio(ctx: click.Context, values_file: str | None, output: str, output_dir: str | None, everything: bool,
@@ -287,7 +290,11 @@ def istio(ctx: click.Context, values_file: str | None, output: str, output_dir: 
         "defaultProviders": opts["default_providers"], "revision": opts["revision"],
         "clusterDomain": opts["cluster_domain"], "serviceName": opts["service_name"],
         "collectorCluster": opts["collector_cluster"],
+        "routeTagger": {k: v for k, v in (("url", opts["route_tagger"]), ("sha256", opts["route_tagger_sha256"]))
+                        if v} or None,
     }
+    if cli["routeTagger"] and "url" not in cli["routeTagger"]:
+        raise click.UsageError("--route-tagger-sha256 needs --route-tagger URL")
     try:
         values = merge(_load(values_file, "istio"), cli)
         result = render_istio(values)

@@ -89,6 +89,8 @@ JSON_FIELDS: dict[str, str] = {
     "pod_namespace": "%ENVIRONMENT(POD_NAMESPACE)%",
 }
 HCM = "envoy.filters.network.http_connection_manager"
+ROUTE_TAGGER_HEADER = "x-meshctl-route"  # wasm/route-tagger's default header
+ROUTE_TAG = "http.route"  # the OpenTelemetry attribute for a route template
 
 
 def effective_values(values: Mapping[str, Any]) -> dict[str, Any]:
@@ -202,6 +204,13 @@ def build_context(v: Mapping[str, Any]) -> dict[str, Any]:
         }
     elif v.get("accessLogFilter"):
         raise InputError("accessLogFilter given but accessLog is off", field="accessLogFilter")
+    route_tagger = None
+    if v.get("routeTagger"):
+        rt = v["routeTagger"]
+        route_tagger = {"url": rt["url"], "sha256": rt.get("sha256"), "header": rt.get("header") or ROUTE_TAGGER_HEADER,
+                        "image_pull_policy": rt.get("imagePullPolicy"), "match": rt.get("match") or "CLIENT_AND_SERVER"}
+        if tracing is not None and ROUTE_TAG not in tracing["custom_tags"]:
+            tracing["custom_tags"][ROUTE_TAG] = {"header": {"name": route_tagger["header"]}}
     if tracing is None and access_log is None:
         raise InputError("nothing to render: tracing is off and accessLog is off")
     if tracing and access_log and tracing["provider"] == access_log["provider"]:
@@ -241,6 +250,7 @@ def build_context(v: Mapping[str, Any]) -> dict[str, Any]:
         "mesh_config_format": v["meshConfigFormat"],
         "service_name": v.get("serviceName"),
         "collector_cluster": v.get("collectorCluster"),
+        "route_tagger": route_tagger,
     }
 
 
@@ -357,6 +367,22 @@ def _envoyfilters(ctx: Mapping[str, Any]) -> list[Rendered]:
     return out
 
 
+def _route_tagger(ctx: Mapping[str, Any]) -> Rendered:
+    rt = ctx["route_tagger"]
+    base = ctx["name"] if ctx["name"] != "mesh-default" else "mesh"
+    obj = render_documents("istio/wasmplugin-route-tagger.yaml.j2", {
+        **rt, "name": f"{base}-route-tagger", "namespace": ctx["namespace"], "labels": ctx["labels"],
+        "selector": ctx["selector"],
+    })[0]
+    lines = [f"WasmPlugin: meshctl route-tagger sets {rt['header']} to the route template (/reviews/123 -> "
+             "/reviews/{id})"]
+    if ctx["tracing"]:
+        lines.append(f"spans carry it as the {ROUTE_TAG} tag")
+    if not rt["sha256"] and not rt["url"].startswith("oci://"):
+        lines.append("no sha256: proxies run whatever the URL serves; pin it with routeTagger.sha256")
+    return Rendered(obj, "kubectl apply -f -", "\n".join(lines), filename=f"wasmplugin-{base}-route-tagger.yaml")
+
+
 def render_istio(values: Mapping[str, Any]) -> RenderResult:
     """Render Istio OTLP configuration for `values` (the values-file keys; see the values schema)."""
     v = effective_values(values)
@@ -368,11 +394,15 @@ def render_istio(values: Mapping[str, Any]) -> RenderResult:
                             "exact service host name")
     if ctx["mode"] == "envoyfilter":
         result.resources.extend(_envoyfilters(ctx))
+        if ctx["route_tagger"]:
+            result.resources.append(_route_tagger(ctx))
         if ctx["collector_cluster"] is None:
             result.notes.append("the EnvoyFilters add their own plaintext collector cluster; pass --collector-cluster "
                                 f"'outbound|{c.port}||{c.host}' to use Istio's (mTLS-aware) cluster instead")
         return result
     result.resources.append(_telemetry(ctx))
+    if ctx["route_tagger"]:
+        result.resources.append(_route_tagger(ctx))
     result.side.append(_mesh_config_doc(ctx, mesh_config(ctx)))
     if not ctx["mesh_wide"] and not v.get("defaultProviders"):
         result.notes.append("namespace scope: meshConfig.defaultProviders left unset so other namespaces are unchanged")
