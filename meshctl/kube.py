@@ -28,6 +28,8 @@ class KubeAPI(Protocol):
 
     def list_crds(self) -> list[dict[str, Any]]: ...
 
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None: ...
+
     def stream_pod_log(
         self,
         namespace: str,
@@ -133,6 +135,21 @@ class KubernetesClient:
 
     def list_crds(self) -> list[dict[str, Any]]:
         return self._list("/apis/apiextensions.k8s.io/v1/customresourcedefinitions")
+
+    def get_configmap(self, namespace: str, name: str) -> dict[str, Any] | None:
+        """One ConfigMap, or None when it does not exist (e.g. the `istio` mesh config of a cluster without Istio)."""
+        try:
+            resp = self._get(f"/api/v1/namespaces/{namespace}/configmaps/{name}")
+        except ApiStatusError as exc:
+            if exc.status == 404:
+                return None
+            raise
+        try:
+            return json.loads(resp.data)
+        except ValueError as exc:
+            raise KubeError(f"unreadable ConfigMap {namespace}/{name} from the Kubernetes API: {exc}") from exc
+        finally:
+            resp.release_conn()
 
     def stream_pod_log(
         self,

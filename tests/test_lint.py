@@ -379,3 +379,27 @@ def test_cli_kubeconfig_reads_services(run_cli, tmp_path):
     # once the server is gone, the cluster cannot be read: an error exit 3, not a lint result
     code, _, err = run_cli("lint", "--kubeconfig", str(tmp_path / "kubeconfig"), str(FIXTURES / "clean.yaml"))
     assert code == 3 and "Kubernetes API" in err
+
+
+def test_mesh_config_comes_from_the_cluster_when_the_input_has_none(tmp_path):
+    from meshctl.kube import KubernetesClient
+    from tests.kubeapi import FakeKubeAPI, Reply, item_list
+
+    mesh = ("extensionProviders:\n- name: otel\n  opentelemetry:\n"
+            "    service: otel-collector.observability.svc.cluster.local\n    port: 4317\n")
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio", "namespace": "istio-system"},
+          "data": {"mesh": mesh}}
+    svc = {"metadata": {"name": "otel-collector", "namespace": "observability"}, "spec": {"ports": [{"port": 4317}]}}
+    telemetry = tmp_path / "telemetry.yaml"
+    telemetry.write_text(
+        "apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata:\n  name: t\n  namespace: shop\n"
+        "spec:\n  tracing:\n  - providers:\n    - name: otel\n  - providers:\n    - name: nope\n")
+    with FakeKubeAPI() as api:
+        api.route("/api/v1/services", Reply.json(item_list("ServiceList", [svc])))
+        api.route("/api/v1/namespaces/istio-system/configmaps/istio", Reply.json(cm))
+        kube = KubernetesClient(kubeconfig=api.write_kubeconfig(tmp_path))
+        r = lint([str(telemetry)], kube=kube)
+        assert api.count("/api/v1/namespaces/istio-system/configmaps/istio") == 1
+    unknown = [f for f in r.findings if f.code == "MSH0101"]
+    assert len(unknown) == 1 and "nope" in unknown[0].message
+    assert any("cluster:configmap/istio-system/istio" in s for s in r.mesh_sources)

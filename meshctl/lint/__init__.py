@@ -76,12 +76,16 @@ def _read(inputs: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
+CLUSTER_MESH_CONFIGMAP = ("istio-system", "istio")  # what istiod reads (root namespace, default revision)
+
+
 def lint_text(sources: Iterable[tuple[str, str]], *, mesh_config: Iterable[tuple[str, str]] = (),
               default_namespace: str = "default", kube: Any = None, schemas: Any = None,
               envoy_types: bool = False, envoy: bool = False,
               only: Iterable[str] | None = None, ignore: Iterable[str] = ()) -> LintResult:
     """Lint already-read (name, text) inputs. `mesh_config` are extra mesh config files (--mesh-config);
-    `kube` a meshctl.kube.KubeAPI to read Services from; `schemas` a meshctl.validate SchemaStore."""
+    `kube` a meshctl.kube.KubeAPI to read Services from (and the `istio` mesh-config ConfigMap, when the
+    inputs carry no mesh config); `schemas` a meshctl.validate SchemaStore."""
     from meshctl.lint.context import LintContext
     from meshctl.lint.hosts import ServiceIndex
     from meshctl.lint.loader import parse_text
@@ -91,19 +95,31 @@ def lint_text(sources: Iterable[tuple[str, str]], *, mesh_config: Iterable[tuple
     documents, syntax, dups, texts = [], [], [], {}
     mesh_sources, embedded = [], []
     files: list[str] = []
+
+    def load(role: str, name: str, text: str) -> None:
+        nonlocal syntax, dups, mesh_sources, embedded
+        files.append(name)
+        texts[name] = text
+        loaded = parse_text(text, name, default_namespace=default_namespace)
+        syntax += loaded.syntax
+        dups += loaded.duplicate_keys
+        for doc in loaded.documents:
+            found, problems = find_sources(doc, text, mesh_file=role == "mesh")
+            mesh_sources += found
+            embedded += [(doc, p) for p in problems]
+            if role == "input" or not found:
+                documents.append(doc)
+
     for role, items in (("input", sources), ("mesh", mesh_config)):
         for name, text in items:
-            files.append(name)
-            texts[name] = text
-            loaded = parse_text(text, name, default_namespace=default_namespace)
-            syntax += loaded.syntax
-            dups += loaded.duplicate_keys
-            for doc in loaded.documents:
-                found, problems = find_sources(doc, text, mesh_file=role == "mesh")
-                mesh_sources += found
-                embedded += [(doc, p) for p in problems]
-                if role == "input" or not found:
-                    documents.append(doc)
+            load(role, name, text)
+    if kube is not None and not mesh_sources:
+        # No mesh config in the input: use the cluster's, the `istio` ConfigMap istiod reads.
+        cm = kube.get_configmap(CLUSTER_MESH_CONFIGMAP[0], CLUSTER_MESH_CONFIGMAP[1])
+        if cm is not None:
+            from meshctl.output import dump_yaml
+
+            load("mesh", "cluster:configmap/{}/{}".format(*CLUSTER_MESH_CONFIGMAP), dump_yaml(cm))
     mesh = merge(mesh_sources)
     services = ServiceIndex(cluster_domain=mesh.cluster_domain)
     for doc in documents:
