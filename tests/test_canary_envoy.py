@@ -18,18 +18,19 @@ pytestmark = [pytest.mark.envoy, pytest.mark.slow]
 REQUESTS = 1200
 
 # Sized to this traffic (about 600 requests per cohort): with 98% confidence and 80% power it can
-# tell a 2-point rise of the error rate and a 25% slower median; the defaults' 0.5-point error-rate
+# tell a 2-point rise of the error rate and a 50% slower median; the defaults' 0.5-point error-rate
 # change and the p90/p99 quantile tests need thousands of requests per cohort and would (rightly)
-# call a run this small inconclusive.
+# call a run this small inconclusive. The latency allowance is wide because the two pods share two
+# CPU cores with everything else the test machine runs: one of them can be descheduled for a while.
 CONFIG = """\
 builtins: [error_rate, latency, latency_p50]
 metrics:
   - name: error_rate
     effectSize: {measure: difference, allowedIncrease: 0.02, criticalIncrease: 0.02}
   - name: latency
-    effectSize: {allowedIncrease: 1.25}
+    effectSize: {allowedIncrease: 1.5}
   - name: latency_p50
-    effectSize: {allowedIncrease: 1.25}
+    effectSize: {allowedIncrease: 1.5}
 """
 
 
@@ -100,5 +101,7 @@ def test_healthy_canary_passes(run_cli, envoy_bin, tmp_path):
     data, _ = _mesh_dataset(tmp_path, {})
     code, res = _analyze(run_cli, data, tmp_path)
     assert res["cohorts"]["canary"]["requests"] > 400
-    assert all(m["classification"] == "Pass" for m in res["metrics"]), res["reasons"]
+    detail = [(m["name"], m["classification"], m["effect"], m["ci"], m["power"], m["baseline"].get("mean"),
+               m["canary"].get("mean")) for m in res["metrics"]]
+    assert all(m["classification"] == "Pass" for m in res["metrics"]), (res["reasons"], detail)
     assert code == 0 and res["verdict"] == "pass"

@@ -303,11 +303,14 @@ def judge(cfg: JudgeConfig, cohorts: Cohorts, *, table_metric_configs: Sequence[
 
 
 def _volume_notes(res: JudgeResult, figs: Mapping[str, Mapping[str, float]], labels: tuple[str, str]) -> None:
+    """A cohort without requests never passes (whatever a custom config left to judge)."""
     for name, label in (("baseline", labels[0]), ("canary", labels[1])):
         if figs[name]["requests"] == 0:
-            res.notes.append(f"no {label} requests matched")
-            if res.verdict == "pass":
+            if not any(n.startswith("no ") and label in n for n in res.notes):
+                res.notes.append(f"no {label} requests matched")
+            if res.verdict in ("pass", "marginal"):
                 res.verdict = "inconclusive"
+                res.reasons.append(f"no {label} requests: nothing to compare")
 
 
 ROUTE_LATENCY_ROWS = 1_000_000  # per-route latency figures use an even subsample beyond this many rows
