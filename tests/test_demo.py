@@ -19,8 +19,8 @@ APP_EDGES = {
     ("default/reviews", "default/ratings"),
 }
 VERSION_EDGES = {
-    ("user", f"{GATEWAY}:latest"),
-    (f"{GATEWAY}:latest", "default/frontend:v1"),
+    ("user", GATEWAY),
+    (GATEWAY, "default/frontend:v1"),
     ("default/frontend:v1", "default/reviews:v1"),
     ("default/frontend:v1", "default/reviews:v2"),
     ("default/frontend:v1", "external:api.payments.example"),

@@ -312,18 +312,11 @@ def _graph(stage: Stage, out: Path, ctx: dict[str, Any], result: DemoResult) -> 
     from meshctl.reports.graph_html import to_html
 
     frame = ctx["dataset"].read(columns=GRAPH_COLUMNS)
-    spans = frame[frame["record_kind"] == "span"]
     notes = []
-    # The app graph uses every row (access logs win where both exist). The version graph uses the
-    # span rows: a client/server span pair names the versions on both ends, while a client-side access
-    # log only knows the subset it called and a server-side one not its caller.
-    for rows, group_by, stem, title in (
-            (frame, "app", "graph", "meshctl demo: service graph"),
-            (spans, "app-version", "graph-versions", "meshctl demo: service graph by version (from spans)")):
-        if rows.empty:
-            notes.append(f"no rows for {stem}")
-            continue
-        g = build_graph(rows, group_by=group_by)
+    # Access-log and span rows together: each request counts once (see analyzers.graph).
+    for group_by, stem, title in (("app", "graph", "meshctl demo: service graph"),
+                                  ("app-version", "graph-versions", "meshctl demo: service graph by version")):
+        g = build_graph(frame, group_by=group_by)
         if group_by == "app":
             result.edges = [(a, b, dict(d)) for a, b, d in g.edges(data=True)]
             ctx["graph"] = g
