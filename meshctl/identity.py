@@ -189,9 +189,10 @@ class PodIndex:
 
         try:
             pods, services = api.list_pods(None), api.list_services(None)
-        except ApiStatusError as exc:
-            if exc.status not in (401, 403) or not namespaces:
+        except ApiStatusError:
+            if not namespaces:
                 raise
+            # Not allowed to list cluster-wide (RBAC): peers in the collected namespaces still resolve.
             pods, services = [], []
             for ns in namespaces:
                 pods += api.list_pods(ns)

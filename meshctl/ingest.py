@@ -387,10 +387,28 @@ class _Progress:
             self._p.__exit__(*exc)
 
 
+def _common_dir(names: list[str]) -> str:
+    import os
+
+    paths = [n for n in names if os.sep in n and not n.startswith("<") and "://" not in n]
+    if len(paths) < 2 or len(paths) != len(names):
+        return ""
+    try:
+        base = os.path.commonpath(paths)
+    except ValueError:  # absolute and relative paths mixed
+        return ""
+    return os.path.dirname(base) if base in paths else base
+
+
 def summary_rows(report: IngestReport) -> list[list[Any]]:
+    """One row per source; file paths shown relative to the directory they share."""
+    import os
+
+    base = _common_dir([s.source for s in report.sources])
     rows = []
     for s in report.sources:
-        rows.append([s.source, s.format, s.rows, s.rejected, round(s.seconds, 2), s.error])
+        shown = os.path.relpath(s.source, base) if base else s.source
+        rows.append([shown, s.format, s.rows, s.rejected, round(s.seconds, 2), s.error])
     return rows
 
 
@@ -403,6 +421,9 @@ def print_summary(report: IngestReport, *, file: Any = None, title: str = "colle
     out = file or sys.stderr
     print_table(["source", "format", "rows", "rejected", "seconds", "error"], summary_rows(report),
                 title=title, file=out)
+    base = _common_dir([s.source for s in report.sources])
+    if base:
+        out.write(f"(paths relative to {base})\n")
     for r in report.first_rejects[:SHOWN_REJECTS]:
         out.write(f"rejected {r}\n")
     if report.rejected > SHOWN_REJECTS:

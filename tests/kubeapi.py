@@ -36,7 +36,8 @@ class Reply:
 
     @classmethod
     def json(cls, obj: Any, status: int = 200, **kw: Any) -> Reply:
-        return cls(status=status, body=json.dumps(obj).encode(), headers={"Content-Type": "application/json"}, **kw)
+        headers = {"Content-Type": "application/json", **kw.pop("headers", {})}  # e.g. Retry-After
+        return cls(status=status, body=json.dumps(obj).encode(), headers=headers, **kw)
 
     @classmethod
     def status_error(cls, status: int, reason: str = "injected", **kw: Any) -> Reply:

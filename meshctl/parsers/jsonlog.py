@@ -21,7 +21,7 @@ from meshctl.parsers.fields import (
     Field,
     json_key_field,
 )
-from meshctl.parsers.text import BlockFailed, BlockRaw, LineError
+from meshctl.parsers.text import BlockFailed, BlockRaw, LineError, require_utf8
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -130,6 +130,7 @@ class JsonFormat:
         import pyarrow as pa
         import pyarrow.json as pj
 
+        require_utf8(data)  # Arrow's JSON reader would pass bad bytes inside strings through
         if self._types is None:
             self._types = self._learn(data)
         for _attempt in range(4):

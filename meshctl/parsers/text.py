@@ -66,7 +66,7 @@ def block_strings(data: bytes, count: int) -> pa.Array:
     return pc.utf8_rtrim(s, characters="\r\n").cast(pa.string())
 
 
-def _require_utf8(data: bytes) -> None:
+def require_utf8(data: bytes) -> None:
     """Raise BlockFailed unless the block is valid UTF-8 (Arrow validates without copying)."""
     import pyarrow as pa
 
@@ -156,7 +156,7 @@ class EnvoyTextFormat(RegexFormat):
         names = [f"c{i}" for i in range(len(plan))]
         use = [i for i, c in enumerate(plan) if c.mode != "skip" and any(f"f{o}" in wanted for o in c.ops)]
         invalid: list[int] = []
-        _require_utf8(data)
+        require_utf8(data)
 
         def on_invalid(row: Any) -> str:
             invalid.append(row.number)
