@@ -22,7 +22,7 @@ import click
 @click.option("--concurrency", type=click.IntRange(1, 64), default=8, show_default=True,
               help="Concurrent client connections.")
 @click.option("--screenshots", is_flag=True,
-              help="Also write DIR/screenshots/*.png (graph page, canary plot, this summary) with headless Chromium.")
+              help="Also write DIR/screenshots/*.png (graph pages, canary plot, this summary) with headless Chromium.")
 @click.option("--topology", type=click.Path(dir_okay=False, exists=True), default=None, metavar="FILE",
               help="Another mesh topology (e.g. examples/local-mesh/topology.yaml); it needs a `reviews` service "
                    "with versions v1 and v2 for the canary stage.")

@@ -513,7 +513,7 @@ def _svg_size(svg: str, default: tuple[int, int]) -> tuple[int, int]:
 
 
 def take_screenshots(result: DemoResult, *, summary_svg: str | None = None) -> tuple[list[Path], list[str]]:
-    """PNG pictures of a finished run for a README: the graph page (headless Chromium), the canary
+    """PNG pictures of a finished run for a README: the graph pages (headless Chromium), the canary
     plot, and the terminal summary (`summary_svg`, recorded by the command). Returns files and notes."""
     import tempfile
 
@@ -532,10 +532,11 @@ def take_screenshots(result: DemoResult, *, summary_svg: str | None = None) -> t
                      "no graph.png / summary.png")
         return files, notes
     with tempfile.TemporaryDirectory(prefix="meshctl-chromium-") as profile:
-        graph = result.out_dir / "graph.html"
-        if graph.exists():
-            _screenshot(exe, graph.resolve().as_uri(), shots_dir / "graph.png", (1400, 820), Path(profile))
-            files.append(shots_dir / "graph.png")
+        for stem in ("graph", "graph-versions"):
+            page = result.out_dir / f"{stem}.html"
+            if page.exists():
+                _screenshot(exe, page.resolve().as_uri(), shots_dir / f"{stem}.png", (1400, 820), Path(profile))
+                files.append(shots_dir / f"{stem}.png")
         if summary_svg:
             svg = shots_dir / "summary.svg"
             svg.write_text(summary_svg, encoding="utf-8")
