@@ -168,8 +168,9 @@ class Columns:
     def where(self, name: str, pred: Callable[[str | None], bool]) -> np.ndarray:
         codes, values = self.codes(name)
         lut = np.fromiter((bool(pred(v)) for v in values), dtype=bool, count=len(values))
-        if self.has(name) and self.table.column(name).null_count == 0:
-            lut[-1] = lut[0] if lut.size > 1 else lut[-1]  # the null code never occurs: let it not matter
+        if lut.size > 1 and self.has(name) and self.table.column(name).null_count == 0:
+            # The null code never occurs: give it whichever value keeps the fast paths of apply_lut.
+            lut[-1] = bool(lut[:-1].all())
         return apply_lut(codes, lut)
 
     def all_null(self, name: str) -> bool:
@@ -358,7 +359,9 @@ def assign(
         code = (b & (side_of == chosen["baseline"])).astype(np.int8) + \
             2 * (c & (side_of == chosen["canary"])).astype(np.int8)
     side_name = {1: "inbound", 2: "outbound", 3: "unknown"}
-    if chosen["baseline"] == chosen["canary"]:
+    if not any(counts["baseline"].values()) and not any(counts["canary"].values()):
+        used = "none"  # nothing to choose from
+    elif chosen["baseline"] == chosen["canary"]:
         used = side_name[chosen["baseline"]]
     else:
         used = "mixed"

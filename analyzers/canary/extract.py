@@ -127,6 +127,15 @@ class View:
     def numeric(self, name: str) -> np.ndarray:
         return self.cols.numeric(name)
 
+    def take(self, values: np.ndarray, k: int, population: np.ndarray | None) -> np.ndarray:
+        """values of cohort k's rows (within `population`), in row order; cached, as gathering
+        millions of rows through a boolean mask is the costliest step of most metrics."""
+        key = ("take", id(values), k, id(population))
+        if key not in self._cache:
+            sel = self.cohort(k) if population is None else self.cohort(k) & population
+            self._cache[key] = (values[sel], values, population)
+        return self._cache[key][0]
+
     def is_error(self) -> np.ndarray:
         if "error" not in self._cache:
             self._cache["error"] = error_mask(self.cols)
@@ -183,6 +192,15 @@ class View:
         """For cohort k's rows (within `population`): (row mask, bucket index of each selected row,
         number of buckets). Buckets count from the start of the cohort's own time range; rows
         without a timestamp are left out."""
+        sel, b, nb, _complete = self._buckets(k, interval_s, population)
+        return sel, b, nb
+
+    def buckets_complete(self, k: int, interval_s: float, population: np.ndarray | None) -> bool:
+        """Whether every row of cohort k (within population) got a bucket (none lacked a timestamp)."""
+        return self._buckets(k, interval_s, population)[3]
+
+    def _buckets(self, k: int, interval_s: float, population: np.ndarray | None
+                 ) -> tuple[np.ndarray, np.ndarray, int, bool]:
         key = ("buckets", k, interval_s, id(population))
         if key not in self._cache:
             ts = self.cols.timestamps_us()
@@ -191,18 +209,19 @@ class View:
             missing = np.iinfo(np.int64).min
             info = self.cohorts.baseline if k == 1 else self.cohorts.canary
             if info.first is None:
-                self._cache[key] = (np.zeros(sel.size, dtype=bool), np.zeros(0, np.int64), 0, population)
+                value = (np.zeros(sel.size, dtype=bool), np.zeros(0, np.int64), 0, False)
             else:
                 step = int(interval_s * 1_000_000)
                 t0 = round(info.first.timestamp() * 1_000_000) // step * step
                 t1 = round(info.last.timestamp() * 1_000_000)
-                tk = ts[sel]
-                if tk.size and tk.min() == missing:
+                tk = self.take(ts, k, population)
+                complete = not (tk.size and tk.min() == missing)
+                if not complete:
                     sel = sel & (ts != missing)
                     tk = ts[sel]
-                self._cache[key] = (sel, (tk - t0) // step, (t1 - t0) // step + 1, population)
-        sel, b, nb, _ = self._cache[key]
-        return sel, b, nb
+                value = (sel, (tk - t0) // step, (t1 - t0) // step + 1, complete)
+            self._cache[key] = (value, population)
+        return self._cache[key][0]
 
 
 def error_mask(cols: Any) -> np.ndarray:
@@ -243,9 +262,7 @@ def _samples(view: View, values: np.ndarray, population: np.ndarray | None, max_
              ) -> tuple[WeightedSample, WeightedSample]:
     out = []
     for k in (1, 2):
-        sel = view.cohort(k) if population is None else view.cohort(k) & population
-        v = values[sel]
-        v.sort()
+        v = np.sort(view.take(values, k, population))
         # NaN (null) sorts last: cut it off without another pass over the rows.
         if v.size and np.isnan(v[-1]):
             v = v[:int(np.searchsorted(v, np.nan))]
@@ -285,32 +302,70 @@ def interval_series(view: View, k: int, interval_s: float, aggregation: str, *, 
     sel, b, nb = view.buckets(k, interval_s, population)
     if nb == 0:
         return np.zeros(0)
-    requests = np.bincount(b, minlength=nb).astype(np.float64)
+    key = ("requests", k, interval_s, id(population))
+    if key not in view._cache:
+        view._cache[key] = (np.bincount(b, minlength=nb).astype(np.float64), population)
+    requests = view._cache[key][0]
     with np.errstate(invalid="ignore", divide="ignore"):
         if aggregation == "rate":
-            ev = np.bincount(b, weights=events[sel], minlength=nb)
-            out = ev / requests
+            ev = events[sel]
+            out = np.bincount(b[ev], minlength=nb) / requests  # only the (few) event rows are gathered
         elif aggregation == "count":
             # Every bucket of the cohort's time range is a point; an empty one counts zero.
-            return requests
+            return requests.copy()
+        elif quantile is not None:
+            key = ("bucket-sorted", k, interval_s, id(values), id(population))
+            if key not in view._cache:  # shared by p50, p90, p99 of the same values
+                # The cohort's values in row order (shared with the per-request metrics) when no row
+                # lacked a timestamp, else through the bucket mask.
+                taken = view.take(values, k, population) if view.buckets_complete(k, interval_s, population) \
+                    else values[sel]
+                bv, v = _valid(b, taken)
+                view._cache[key] = (_sorted_by_group(v, bv, nb), values, population)
+            vs, bounds = view._cache[key][0]
+            out = _segment_quantiles(vs, bounds, quantile)
         else:
-            v = values[sel]
-            valid = ~np.isnan(v)
-            bv, v = (b, v) if valid.all() else (b[valid], v[valid])
-            n_valid = np.bincount(bv, minlength=nb).astype(np.float64)
+            bv, v = _valid(b, values[sel])
             if aggregation == "sum":
                 out = np.bincount(bv, weights=v, minlength=nb)
             elif aggregation == "mean":
-                out = np.bincount(bv, weights=v, minlength=nb) / n_valid
-            elif quantile is not None:
-                key = ("bucket-samples", k, interval_s, id(values), id(population))
-                if key not in view._cache:  # shared by p50, p90, p99 of the same values
-                    view._cache[key] = (grouped(v, bv, nb), values, population)
-                out = np.array([s.quantile(quantile) if not s.empty else math.nan for s in view._cache[key][0]])
+                out = np.bincount(bv, weights=v, minlength=nb) / np.bincount(bv, minlength=nb)
             else:
                 raise ValueError(f"no per-interval form for aggregation {aggregation!r}")
     out[requests == 0] = np.nan
     return out
+
+
+def _sorted_by_group(values: np.ndarray, groups: np.ndarray, n_groups: int) -> tuple[np.ndarray, np.ndarray]:
+    """Values ordered by group, each group's run sorted, and the run bounds (n_groups + 1)."""
+    g = groups.astype(np.int16) if n_groups < 32768 else groups
+    order = np.argsort(g, kind="stable")  # a radix sort for 16-bit keys
+    vs = values[order]
+    bounds = np.searchsorted(g[order], np.arange(n_groups + 1))
+    for i in range(n_groups):
+        vs[bounds[i]:bounds[i + 1]].sort()  # in place
+    return vs, bounds
+
+
+def _segment_quantiles(vs: np.ndarray, bounds: np.ndarray, q: float) -> np.ndarray:
+    """R-7 quantile of every sorted run vs[bounds[i]:bounds[i+1]] at once (NaN for an empty run)."""
+    n = np.diff(bounds)
+    out = np.full(n.size, np.nan)
+    ok = n > 0
+    if not ok.any():
+        return out
+    h = (n[ok] - 1) * q
+    lo = np.floor(h).astype(np.int64)
+    hi = np.minimum(lo + 1, n[ok] - 1)
+    start = bounds[:-1][ok]
+    a, b = vs[start + lo], vs[start + hi]
+    out[ok] = a + (h - lo) * (b - a)
+    return out
+
+
+def _valid(b: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    nan = np.isnan(v)
+    return (b, v) if not nan.any() else (b[~nan], v[~nan])
 
 
 # ---- figures for Flagger-style thresholds and the report ----------------------------------------
