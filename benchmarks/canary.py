@@ -113,7 +113,7 @@ def main() -> None:
     figure("judge, 5 metrics", w2 - w1, "s", f"cpu {c2 - c1:.3f} s; verdict {res.verdict}, score {res.score:g}")
     figure("total: cohorts + judge", w2 - w0, "s", f"cpu {c2 - c0:.3f} s; target <= 2 s on 2 cores")
     if res_routes is not None:
-        figure(f"total with {args.routes}-route breakdown", w3 - w2, "s",
+        figure(f"cohorts + judge + {args.routes}-route breakdown", w3 - w2, "s",
                f"cpu {c3 - c2:.3f} s; {len(res_routes.routes)} routes")
     for m in res.metrics:
         print(f"#   {m.name:<12} {m.classification:<8} p={m.p_value:.3g} effect={m.effect:.4g} "
