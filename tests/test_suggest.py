@@ -236,3 +236,25 @@ def test_rows_without_service_and_weak_data_are_flagged():
     assert [m.code for m in res.messages] == ["SG014"]
     (s,) = res.suggestions
     assert "SG001" in [m.code for m in s.messages]
+
+
+def test_inbound_rows_never_make_the_callee_a_caller():
+    # The frontend's own sidecar logged requests from an unknown caller (an ingress it has no identity
+    # for): that is traffic *into* frontend, not a call frontend makes.
+    inbound = generate([ServiceTraffic(service="frontend", callers=["gateway"], rps=10, seconds=20,
+                                       direction="inbound")])
+    inbound["source_workload"] = None
+    inbound["source_namespace"] = None
+    outbound = generate([ServiceTraffic(service="reviews", callers=["frontend"], rps=10, seconds=20)])
+    df = pd.concat([inbound, outbound], ignore_index=True)
+    by = {s.target.workload: s for s in analyze("sidecar", df).suggestions}
+    assert set(by) == {"frontend"}
+    assert by["frontend"].limits == ["istio-system/*", "shop/reviews.shop.svc.cluster.local"]
+
+
+def test_services_outside_the_mesh():
+    df = generate([ServiceTraffic(service="api.payments.example", callers=["frontend"], rps=10, seconds=20)])
+    df["destination_kind"] = "external"
+    (cb,) = analyze("circuit-breaker", df).suggestions
+    assert any(m.code == "SG019" and "ServiceEntry" in m.text for m in cb.messages)
+    assert analyze("rate-limit", df).suggestions == []  # no sidecar of ours serves it

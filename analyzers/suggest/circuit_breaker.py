@@ -96,6 +96,9 @@ def _one(tr: tf.Traffic, rows: np.ndarray, target: Target, cfg: SuggestConfig) -
     }
     if len(rows) < cfg.min_requests:
         s.messages.append(msg("SG001", requests=len(rows), seconds=rate.seconds))
+    kind = tr.first_value("destination_kind", rows)
+    if kind:
+        s.messages.append(msg("SG019", service=target.service, kind=kind))
     if local:
         import numpy as np
 

@@ -38,6 +38,9 @@ CATALOG: dict[str, tuple[str, str]] = {
     "SG015": ("info", "route {route} gets {share:.0%} of {service}'s requests: its own bucket"),
     "SG017": ("warning", "{text}"),  # a problem in a --current file (e.g. the docs' misplaced listener:)
     "SG018": ("warning", "{text}"),  # a suggestion that cannot be rendered as asked
+    "SG019": ("warning", "{service} is outside the mesh ({kind}): a DestinationRule applies to it only through a "
+                         "ServiceEntry for that host; without one its traffic takes PassthroughCluster and these "
+                         "limits do nothing"),
     "SG016": ("warning", "{service}: all {hosts} host(s) failing; maxEjectionPercent keeps traffic flowing to "
                          "{kept} of them (ejecting every host only turns errors into 503 UH)"),
 }

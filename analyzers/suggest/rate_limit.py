@@ -50,6 +50,8 @@ def suggest(tr: tf.Traffic, cfg: SuggestConfig) -> list[Suggestion]:
         ns = service_namespace(service, tr.first_value("destination_namespace", rows))
         if cfg.namespace and ns != cfg.namespace:
             continue
+        if tr.first_value("destination_kind", rows):
+            continue  # outside the mesh: no sidecar of ours serves it, so no local rate limit to set
         app = tr.first_value("destination_app", rows) or tr.first_value("destination_workload", rows)
         target = Target(service=service, namespace=ns, app=app)
         svc_s = _one(tr, rows, target, cfg, share_of=None)

@@ -36,11 +36,14 @@ def suggest(tr: tf.Traffic, cfg: SuggestConfig) -> list[Suggestion]:
 
     out: list[Suggestion] = []
     fr = tr.frame
-    ns_col = fr["source_namespace"].fillna(fr["reporter_namespace"])
+    # The caller of a row: its source identity; for a row the caller's own proxy wrote (outbound or
+    # gateway), the reporter is the caller too. An inbound row's reporter is the callee, never the caller.
+    client_side = fr["direction"].isin(tf.CLIENT_SIDE).fillna(False)
+    ns_col = fr["source_namespace"].fillna(fr["reporter_namespace"].where(client_side))
     if cfg.by == "namespace":
         key = tf._factorize(ns_col)
     else:
-        wl = fr["source_workload"].fillna(fr["reporter_workload"])
+        wl = fr["source_workload"].fillna(fr["reporter_workload"].where(client_side))
         key = tf._pair(wl, ns_col, sep="\x00")
     span_h = (tr.start.max() - tr.start.min()) / 3600 if tr.n else 0.0
     dest_ns = fr["destination_namespace"].to_numpy(dtype=object, na_value=None)
