@@ -149,7 +149,15 @@ def _list(d: dict[str, Any], key: str, create: bool = False) -> list[Any] | None
 # ---- matching ----------------------------------------------------------------------------------
 
 
+_ISTIO_LISTENER_NAME = re.compile(r"^.+_(\d{1,5})$")  # istiod names listeners <ip>_<port> (0.0.0.0_9080)
+
+
 def _listener_port(listener: Mapping[str, Any]) -> int | None:
+    """The service port istiod matches `portNumber` against: the one in an Istio listener name, else the
+    bound port. They are the same in a cluster; a local mesh binds ephemeral ports under Istio's names."""
+    named = _ISTIO_LISTENER_NAME.match(str(listener.get("name") or ""))
+    if named:
+        return int(named.group(1))
     port = _get(listener, "address", "socket_address", "port_value")
     return int(port) if port is not None else None
 

@@ -81,11 +81,18 @@ def test_network_filter_merge_keeps_existing_fields_and_appends_lists():
 
 def test_listener_port_and_name_match():
     boot = stub_bootstrap()
-    _listeners(boot)[1]["address"]["socket_address"]["port_value"] = 9080
-    res = apply_patches(boot, [{"applyTo": "LISTENER", "match": {"listener": {"portNumber": 9080}},
-                                "patch": {"operation": "MERGE", "value": {"per_connection_buffer_limit_bytes": 1024}}}])
+    # An Istio-named listener (<ip>_<port>) matches its service port even when bound to an ephemeral
+    # port (the local mesh); other listeners match their bound port.
+    _listeners(boot)[1]["address"]["socket_address"]["port_value"] = 0
+    merge = {"operation": "MERGE", "value": {"per_connection_buffer_limit_bytes": 1024}}
+    res = apply_patches(boot, [{"applyTo": "LISTENER", "match": {"listener": {"portNumber": 8080}}, "patch": merge}])
     assert "per_connection_buffer_limit_bytes" not in _listeners(res.bootstrap)[0]
     assert _listeners(res.bootstrap)[1]["per_connection_buffer_limit_bytes"] == 1024
+    _listeners(boot)[1]["name"] = "custom"
+    _listeners(boot)[1]["address"]["socket_address"]["port_value"] = 9080
+    res = apply_patches(boot, [{"applyTo": "LISTENER", "match": {"listener": {"portNumber": 9080}}, "patch": merge}])
+    assert _listeners(res.bootstrap)[1]["per_connection_buffer_limit_bytes"] == 1024
+    _listeners(boot)[1]["name"] = "0.0.0.0_8080"
     res = apply_patches(boot, [{"applyTo": "LISTENER", "match": {"listener": {"name": "virtualInbound"}},
                                 "patch": {"operation": "REMOVE"}}])
     assert [ln["name"] for ln in _listeners(res.bootstrap)] == ["0.0.0.0_8080"]
