@@ -37,7 +37,8 @@ class Expr:
 
     @property
     def columns(self) -> set[str]:
-        return {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and n.id not in ("True", "False", "None")}
+        callees = {id(n.func) for n in ast.walk(self.tree) if isinstance(n, ast.Call)}
+        return {n.id for n in ast.walk(self.tree) if isinstance(n, ast.Name) and id(n) not in callees}
 
 
 def parse_expr(text: str) -> Expr:
@@ -57,7 +58,7 @@ def _check(node: ast.AST, text: str) -> None:
     for n in ast.walk(node):
         if not isinstance(n, ok):
             raise ExprError(f"{type(n).__name__} is not allowed in a filter expression: {text!r}")
-        if isinstance(n, ast.Name) and n.id not in COLUMN_NAMES and n.id not in DERIVED:
+        if isinstance(n, ast.Name) and id(n) not in callees and n.id not in COLUMN_NAMES and n.id not in DERIVED:
             from analyzers.canary.config import _close
 
             hint = _close(n.id, [*COLUMN_NAMES, *DERIVED])
@@ -95,11 +96,11 @@ def to_arrow(expr: Expr) -> Any:
 
     def val(node: ast.expr) -> Any:
         if isinstance(node, ast.Name):
-            if node.id in ("True", "False"):
-                return node.id == "True"
             return pc.field(node.id)
         if is_lit(node):
-            return lit(node)
+            v = lit(node)
+            # A literal operand becomes a scalar expression so it can stand on either side of a comparison.
+            return pc.scalar(v) if v is not None and not isinstance(v, list) else v
         return conv(node)
 
     def call(node: ast.Call) -> Any:
@@ -172,8 +173,6 @@ def to_arrow(expr: Expr) -> Any:
         if isinstance(node, ast.Call):
             return call(node)
         if isinstance(node, ast.Name):
-            if node.id in ("True", "False"):
-                return pc.scalar(node.id == "True")
             return pc.field(node.id)  # a boolean column (error)
         if isinstance(node, ast.Constant) and isinstance(node.value, bool):
             return pc.scalar(node.value)
