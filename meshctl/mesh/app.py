@@ -119,6 +119,13 @@ class AppStats:
     by_code: dict[int, int] = field(default_factory=dict)
 
 
+class _AppServer(ThreadingHTTPServer):
+    # listen() backlog: set on the class, since server_activate() reads it in the constructor. The
+    # default 5 makes bursts from a sidecar's connection pool see refused connections.
+    request_queue_size = 128
+    daemon_threads = True
+
+
 class BackendApp:
     """A threaded HTTP service on 127.0.0.1. Use as a context manager, or start()/stop().
 
@@ -174,9 +181,7 @@ class BackendApp:
             self._port = self._down_sock.getsockname()[1]
             return self
         handler = type("Handler", (_Handler,), {"app": self})
-        self._server = ThreadingHTTPServer((self.host, 0), handler)
-        self._server.daemon_threads = True
-        self._server.request_queue_size = 128
+        self._server = _AppServer((self.host, 0), handler)
         self._port = self._server.server_address[1]
         self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.2},
                                         name=f"app-{self.pod}", daemon=True)
