@@ -3,9 +3,10 @@
 The same rules run inside the proxy in the meshctl route-tagger Wasm plugin
 (wasm/route-tagger/route_tagger.c); tests/test_wasm_route_tagger.py checks that both agree on the
 same paths through a real Envoy. Rules: the query string and fragment are dropped; a path segment
-that is all digits becomes `{id}`, a UUID `{uuid}`, 16+ hex digits `{hex}`, 24+ characters of
-`[A-Za-z0-9_-]` containing a digit `{token}`; at most MAX_SEGMENTS segments are kept, the rest
-collapse into one `{...}`.
+that is all digits becomes `{id}`, a UUID (dashed, or 32 hex digits) `{uuid}`, a date (`2026-01-02`,
+`2026-01-02T10:00:00Z`) `{date}`, 16+ hex digits with a digit `{hex}`, 16+ characters of
+`[A-Za-z0-9_-.~=]` with 2+ digits and a letter `{token}`; at most MAX_SEGMENTS segments are kept, the
+rest collapse into one `{...}`. Canary per-route figures (analyzers.canary) group by these templates.
 """
 
 from __future__ import annotations
@@ -17,9 +18,10 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 MAX_SEGMENTS = 8
-_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}")
+_UUID = re.compile(r"[0-9A-Fa-f]{8}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{4}-[0-9A-Fa-f]{12}|[0-9A-Fa-f]{32}")
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}(T[0-9:.]+Z?)?")
 _HEX = re.compile(r"[0-9A-Fa-f]{16,}")
-_TOKEN = re.compile(r"[A-Za-z0-9_-]{24,}")
+_TOKEN = re.compile(r"[A-Za-z0-9_\-.~=]{16,}")
 
 
 def _segment(seg: str) -> str:
@@ -27,11 +29,14 @@ def _segment(seg: str) -> str:
         return seg
     if seg.isascii() and seg.isdigit():
         return "{id}"
-    if len(seg) == 36 and _UUID.fullmatch(seg):
+    if _UUID.fullmatch(seg):
         return "{uuid}"
-    if _HEX.fullmatch(seg):
+    if _DATE.fullmatch(seg):
+        return "{date}"
+    digits = sum(c in "0123456789" for c in seg)
+    if digits and _HEX.fullmatch(seg):
         return "{hex}"
-    if _TOKEN.fullmatch(seg) and any(c.isdigit() for c in seg):
+    if digits >= 2 and _TOKEN.fullmatch(seg) and any(c.isascii() and c.isalpha() for c in seg):
         return "{token}"
     return seg
 

@@ -175,7 +175,6 @@ def empty_frame() -> pd.DataFrame:
 
 def to_frame(table: pa.Table) -> pd.DataFrame:
     """Arrow → pandas with nullable dtypes (Int32/Int64, string[pyarrow]) so nulls stay nulls."""
-    import pandas as pd
 
     return table.to_pandas(types_mapper=_types_mapper())
 

@@ -13,8 +13,14 @@ from analyzers.routes import route_template, route_templates
     ("/api/v1/users/550e8400-e29b-41d4-a716-446655440000/orders?x=1", "/api/v1/users/{uuid}/orders"),
     ("/blob/deadbeefdeadbeef00", "/blob/{hex}"),
     ("/blob/deadbeef", "/blob/deadbeef"),
-    ("/t/abcdefghijklmnopqrstuvw1xyz", "/t/{token}"),
+    ("/t/abcdefghijklmnopqrstuvw1xyz", "/t/abcdefghijklmnopqrstuvw1xyz"),  # one digit: a word
+    ("/t/AbC123xYz987QwE456", "/t/{token}"),
     ("/t/abcdefghijklmnopqrstuvwxyz", "/t/abcdefghijklmnopqrstuvwxyz"),
+    ("/blob/9f86d081884c7d659a2feaa0c55ad015", "/blob/{uuid}"),  # a dashless uuid
+    ("/day/2026-01-02", "/day/{date}"),
+    ("/day/2026-01-02T10:00:00Z", "/day/{date}"),
+    ("/productpage", "/productpage"),
+    ("/reviews.v1.Reviews/Get", "/reviews.v1.Reviews/Get"),
     ("/frag#12/34", "/frag"),
     ("", "/"),
     ("/a/b/c/d/e/f/g/h/i/j", "/a/b/c/d/e/f/g/h/{...}"),

@@ -75,7 +75,8 @@ def _corpus(n: int, seed: int = 7) -> list[str]:
     alnum = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
     def seg() -> str:
-        kind = rng.choice(["word", "digits", "uuid", "hex", "short-hex", "token", "token-nodigit", "mixed", "empty"])
+        kind = rng.choice(["word", "digits", "uuid", "uuid32", "date", "hex", "short-hex", "token",
+                           "token-nodigit", "mixed", "empty"])
         if kind == "word":
             return rng.choice(["reviews", "ratings", "api", "v1", "users", "orders", "healthz", "x.y", "a-b"])
         if kind == "digits":
@@ -83,12 +84,17 @@ def _corpus(n: int, seed: int = 7) -> list[str]:
         if kind == "uuid":
             h = "".join(rng.choice(hexd) for _ in range(32))
             return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+        if kind == "uuid32":
+            return "".join(rng.choice(hexd) for _ in range(32))
+        if kind == "date":
+            d = f"{rng.randint(1990, 2030)}-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}"
+            return rng.choice([d, d + "T10:00:00Z", d + "T10:00:00.123", d + "T", d + "TZ"])
         if kind in ("hex", "short-hex"):
             return "".join(rng.choice(hexd) for _ in range(rng.randint(16, 40) if kind == "hex" else rng.randint(1, 15)))
         if kind == "token":
-            return "".join(rng.choice(alnum) for _ in range(rng.randint(24, 48))) + "7"
+            return "".join(rng.choice(alnum + ".~=") for _ in range(rng.randint(12, 40))) + "7"
         if kind == "token-nodigit":
-            return "".join(rng.choice("abcdefXYZ_-") for _ in range(rng.randint(24, 30)))
+            return "".join(rng.choice("abcdefXYZ_-.~=") for _ in range(rng.randint(16, 30)))
         if kind == "mixed":
             return "item" + str(rng.randrange(1000))
         return ""
@@ -140,7 +146,7 @@ def test_plugin_templates_equal_python(route_tagger_wasm, tmp_path):
     assert not mismatches, mismatches[:5]
     # The corpus exercised every rule.
     routes = " ".join(r["route"] for r in rows)
-    for marker in ("{id}", "{uuid}", "{hex}", "{token}", "{...}"):
+    for marker in ("{id}", "{uuid}", "{date}", "{hex}", "{token}", "{...}"):
         assert marker in routes
 
 

@@ -19,7 +19,6 @@ return it.
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,6 +27,7 @@ import numpy as np
 from analyzers.canary.cohorts import Cohorts
 from analyzers.canary.config import EffectSize, MetricConfig, TableSource
 from analyzers.canary.mannwhitney import MAX_DISTINCT, WeightedSample
+from analyzers.routes import route_template
 
 # Envoy response flags that mean the request failed (whatever status code was logged).
 ERROR_FLAGS = ("UF", "UH", "URX", "UC", "UO", "UT", "UPE", "NR", "SI", "UMSDR", "OM", "DT", "LH", "DPE", "UAEX")
@@ -69,36 +69,11 @@ def builtin_names() -> list[str]:
 
 # ---- path templates -------------------------------------------------------------------------------
 
-_UUID = re.compile(r"^[0-9a-fA-F]{8}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{4}-?[0-9a-fA-F]{12}$")
-_NUM = re.compile(r"^[-+]?\d+(?:\.\d+)?$")
-_HEX = re.compile(r"^(?:0x)?[0-9a-fA-F]{12,}$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}(?:T[\d:.]+Z?)?$")
-_TOKEN = re.compile(r"^[A-Za-z0-9_\-=.~]{16,}$")
-
-
-def _segment(seg: str) -> str:
-    if not seg:
-        return seg
-    if _NUM.match(seg):
-        return "{n}"
-    if _UUID.match(seg):
-        return "{uuid}"
-    if _DATE.match(seg):
-        return "{date}"
-    if _HEX.match(seg) and any(ch.isdigit() for ch in seg):
-        return "{hex}"
-    if _TOKEN.match(seg) and sum(ch.isdigit() for ch in seg) >= 2 and any(ch.isalpha() for ch in seg):
-        return "{id}"
-    return seg
-
 
 def path_template(path: str | None) -> str:
-    """`/reviews/123?x=1` -> `/reviews/{n}`; ids, uuids, hex digests, dates and opaque tokens in path
-    segments are collapsed so that one route is one line."""
-    if path is None:
-        return "-"
-    p = path.split("?", 1)[0].split("#", 1)[0]
-    return "/".join(_segment(s) for s in p.split("/")) or "/"
+    """`/reviews/123?x=1` -> `/reviews/{id}`: the route template of analyzers.routes (the same rules the
+    route-tagger Wasm plugin applies in the proxies), `-` for a request without a path."""
+    return route_template(path) or "-"
 
 
 # ---- per-table view -----------------------------------------------------------------------------------

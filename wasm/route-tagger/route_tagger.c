@@ -8,10 +8,11 @@
  *
  * The rules are the same as analyzers.routes.route_template (tests check both agree):
  *   query string and fragment dropped; each path segment that is
- *     all digits                          -> {id}
- *     a UUID (8-4-4-4-12 hex)             -> {uuid}
- *     16+ hex digits                      -> {hex}
- *     24+ chars of [A-Za-z0-9_-] with a digit -> {token}
+ *     all digits                                           -> {id}
+ *     a UUID (8-4-4-4-12 hex, or 32 hex digits)            -> {uuid}
+ *     a date (2026-01-02, 2026-01-02T10:00:00Z)            -> {date}
+ *     16+ hex digits with a digit                          -> {hex}
+ *     16+ chars of [A-Za-z0-9_-.~=], 2+ digits, a letter   -> {token}
  *   is replaced; other segments are kept. At most MAX_SEGMENTS segments are kept, the rest
  *   become a single `{...}`.
  *
@@ -191,27 +192,47 @@ EXPORT(proxy_on_configure) uint32_t proxy_on_configure(uint32_t root, uint32_t s
 
 /* ---- the route template ------------------------------------------------------------------ */
 static int is_hex(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F'); }
+static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+
+/* dddd-dd-dd, optionally followed by T, one or more of [0-9:.], and an optional final Z */
+static int is_date(const char *s, size_t n) {
+  if (n < 10) return 0;
+  for (size_t i = 0; i < 10; i++)
+    if (i == 4 || i == 7 ? s[i] != '-' : !is_digit(s[i])) return 0;
+  if (n == 10) return 1;
+  if (s[10] != 'T') return 0;
+  size_t end = s[n - 1] == 'Z' ? n - 1 : n;
+  if (end <= 11) return 0;
+  for (size_t i = 11; i < end; i++)
+    if (!is_digit(s[i]) && s[i] != ':' && s[i] != '.') return 0;
+  return 1;
+}
 
 static const char *classify(const char *s, size_t n) {
   if (n == 0) return NULL;
-  int digits = 1, hex = 1, token = 1, has_digit = 0;
+  int all_digits = 1, all_hex = 1, token_chars = 1;
+  size_t digits = 0, alphas = 0;
   for (size_t i = 0; i < n; i++) {
     char c = s[i];
-    int d = c >= '0' && c <= '9';
-    has_digit |= d;
-    digits &= d;
-    hex &= is_hex(c);
-    token &= d || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
+    int d = is_digit(c), a = is_alpha(c);
+    digits += d;
+    alphas += a;
+    all_digits &= d;
+    all_hex &= is_hex(c);
+    token_chars &= d || a || c == '_' || c == '-' || c == '.' || c == '~' || c == '=';
   }
-  if (digits) return "{id}";
+  if (all_digits) return "{id}";
+  if (n == 32 && all_hex) return "{uuid}";
   if (n == 36 && s[8] == '-' && s[13] == '-' && s[18] == '-' && s[23] == '-') {
     int uuid = 1;
     for (size_t i = 0; i < n; i++)
       if (i != 8 && i != 13 && i != 18 && i != 23) uuid &= is_hex(s[i]);
     if (uuid) return "{uuid}";
   }
-  if (hex && n >= 16) return "{hex}";
-  if (token && has_digit && n >= 24) return "{token}";
+  if (is_date(s, n)) return "{date}";
+  if (all_hex && n >= 16 && digits > 0) return "{hex}";
+  if (token_chars && n >= 16 && digits >= 2 && alphas > 0) return "{token}";
   return NULL;
 }
 
