@@ -334,9 +334,10 @@ class Identity:
             return pa.nulls(n, pa.string())
 
         pods = self.pods
+        rep_cols = [col("reporter_workload"), col("reporter_namespace"), col(AUX_REPORTER_POD)]
+        rep_given = any(c.null_count < n for c in rep_cols)
         inputs = [
-            _codes(_joined([col("reporter_workload"), col("reporter_namespace"), col(AUX_REPORTER_POD)]),
-                   lambda key: self._reporter(*_split(key))),
+            _codes(_joined(rep_cols) if rep_given else None, lambda key: self._reporter(*_split(key))),
             _codes(col("direction"), lambda v: v),
             _codes(col("upstream_cluster"), parse_cluster),
             _codes(col(AUX_SNI), parse_sni),
@@ -364,12 +365,22 @@ class Identity:
             rows.append(self._rules(*(values[0] if codes is None else values[int(codes[i])]
                                       for codes, values in inputs)))
         out: dict[str, pa.Array] = {}
-        inv = pa.array(inverse.ravel())
+        inv = None
         for k in _OUTPUT_COLUMNS:
-            per_combo = pa.array([r.get(k) for r in rows], type=pa.string())
-            computed = per_combo.take(inv)
-            cur = col(k)
-            out[k] = pc.coalesce(cur, computed) if cur.null_count else cur
+            cur = table.column(k) if k in names else None
+            if cur is not None and cur.null_count == 0:
+                continue  # the log said it all
+            values = [r.get(k) for r in rows]
+            distinct = set(values)
+            if distinct == {None}:
+                continue
+            if len(distinct) == 1:
+                computed = pa.repeat(pa.scalar(values[0], pa.string()), n)
+            else:
+                if inv is None:
+                    inv = pa.array(inverse.ravel())
+                computed = pa.array(values, type=pa.string()).take(inv)
+            out[k] = computed if cur is None or cur.null_count == n else pc.coalesce(cur, computed)
         keep = [c for c in table.column_names if c not in AUX_COLUMNS and c not in out]
         result = {c: table.column(c) for c in keep}
         result.update(out)
@@ -461,7 +472,7 @@ def _codes(arr: pa.Array | None, fn: Callable[[Any], Any]) -> tuple[Any, list[An
     `arr` None means "nothing to look at": every row gets fn(None)."""
     import numpy as np
 
-    if arr is None:
+    if arr is None or arr.null_count == len(arr):
         return None, [fn(None)]
     enc = arr.dictionary_encode()
     dict_values = enc.dictionary.to_pylist()

@@ -46,7 +46,9 @@ from meshctl.store import AppendResult, Dataset, SourceSummary
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
-BATCH_ROWS = 500_000  # rows per part file (and the most rows held before writing)
+BATCH_ROWS = 200_000  # rows per part file (and the most rows held before writing)
+QUEUE_ITEMS = 16  # parsed blocks waiting for the writer: parsing goes on while a batch is written
+PREPARE_THREADS = 2  # identity + dedup keys, in parallel with parsing and writing
 SHOWN_REJECTS = 5
 
 
@@ -238,6 +240,7 @@ def ingest(
     batch_rows: int = BATCH_ROWS,
     dedup: bool = True,
     on_event: Callable[[str, dict[str, Any]], None] | None = None,
+    label: str = "sources",
 ) -> IngestReport:
     """Read every source with `parser`, resolve identities, append to `dataset`; never raises for a
     single bad source (its summary carries the error)."""
@@ -248,11 +251,20 @@ def ingest(
     summaries = [SourceSummary(s.name, format=getattr(parser, "name", None)) for s in sources]
     spool = RejectSpool()
     totals = {"lines": 0, "parsed": 0, "ignored": 0, "bytes": 0}
-    q: queue.Queue[Any] = queue.Queue(maxsize=max(4, 2 * workers))
+    q: queue.Queue[Any] = queue.Queue(maxsize=max(QUEUE_ITEMS, 2 * workers))
     stop = threading.Event()
     errors = (*SourceErrors, zlib.error)
     sizes = [s.size() for s in sources]
     by_bytes = bool(sources) and all(x is not None for x in sizes)
+
+    def prepare(ident: Identity, res: ParseResult) -> pa.Table | None:
+        """Identity and dedup keys of one parsed batch (in the `prepare` pool, off the writer's thread)."""
+        from meshctl.store import dedup_keys
+
+        if not res.table.num_rows:
+            return None
+        table = ident.enrich(res.table)
+        return table.append_column("_key", dedup_keys(table))
 
     def work(idx: int) -> None:
         src = sources[idx]
@@ -266,9 +278,8 @@ def ingest(
                 for res in parser.parse_stream(stream, file=src.file, source=src.name):
                     if stop.is_set():
                         return
-                    table = ident.enrich(res.table) if res.table.num_rows else None
                     pos = stream.position()
-                    q.put(("result", idx, table, res, pos - last_pos))
+                    q.put(("result", idx, prep.submit(prepare, ident, res), res, pos - last_pos))
                     last_pos = pos
         except errors as exc:
             summary.error = str(exc) if isinstance(exc, MeshctlError) else f"{type(exc).__name__}: {exc}"
@@ -278,16 +289,18 @@ def ingest(
             summary.seconds = round(time.perf_counter() - start, 3)
             q.put(("done", idx))
 
-    def run_workers() -> None:
-        from concurrent.futures import ThreadPoolExecutor
+    from concurrent.futures import ThreadPoolExecutor
 
+    prep = ThreadPoolExecutor(max_workers=PREPARE_THREADS, thread_name_prefix="meshctl-prepare")
+
+    def run_workers() -> None:
         with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="meshctl-ingest") as ex:
             for i in range(len(sources)):
                 ex.submit(work, i)
         q.put(_DONE)
 
     bar = _Progress(progress, total=sum(sizes) if by_bytes else len(sources), by_bytes=by_bytes,
-                    label="collecting")
+                    label=f"collecting {len(sources)} {label}")
 
     def tables() -> Iterator[pa.Table]:
         import pyarrow as pa
@@ -312,7 +325,8 @@ def ingest(
                     if on_event:
                         on_event("source_done", asdict(s))
                     continue
-                _, _, table, res, nbytes = item
+                _, _, future, res, nbytes = item
+                table = future.result()  # a bug in identity resolution surfaces here, in the caller
                 s = summaries[idx]
                 s.rows += res.rows
                 s.rejected += len(res.rejects)
@@ -345,6 +359,7 @@ def ingest(
         with bar:
             result = dataset.append(tables(), rejects=spool, sources=summaries, dedup=dedup)
     finally:
+        prep.shutdown(wait=True, cancel_futures=True)
         spool.close()
     return IngestReport(
         sources=summaries, append=result, lines=totals["lines"], parsed=totals["parsed"],
@@ -370,8 +385,8 @@ class _Progress:
 
             self._p = progress()
             self._p.__enter__()
-            unit = "bytes" if self.by_bytes else "sources"
-            self._task = self._p.add_task(f"{self.label} ({unit})", total=self.total or None, detail="")
+            unit = " (bytes)" if self.by_bytes else ""
+            self._task = self._p.add_task(f"{self.label}{unit}", total=self.total or None, detail="")
         return self
 
     def advance(self, n: int) -> None:

@@ -113,7 +113,10 @@ class Dataset:
         sources: Sequence[SourceSummary] = (),
         dedup: bool = True,
     ) -> AppendResult:
-        """Append conforming tables (streamed: one part file per table) and record the collection."""
+        """Append conforming tables (streamed: one part file per table) and record the collection.
+
+        A table may carry its rows' `_key` column (`dedup_keys`) already computed; it is used as is.
+        """
         import numpy as np
         import pyarrow as pa
         import pyarrow.compute as pc
@@ -127,8 +130,14 @@ class Dataset:
         for i, tbl in enumerate(tables):
             if tbl.num_rows == 0:
                 continue
+            keys = None
+            if "_key" in tbl.column_names:
+                # Keys computed by the caller (dedup_keys, e.g. in ingest's worker threads).
+                keys = tbl.column("_key").combine_chunks().cast(pa.uint64())
+                tbl = tbl.drop_columns(["_key"])
             tbl = rt.conform_arrow(tbl)
-            keys = dedup_keys(tbl)
+            if keys is None:
+                keys = dedup_keys(tbl)
             if dedup:
                 np_keys = keys.to_numpy()
                 # First occurrence within this batch, and not stored before.

@@ -397,3 +397,16 @@ def test_proxy_diagnostic_lines_are_ignored_not_rejected(data):
     table, rejects, results = parse_bytes(mixed.encode())
     assert not rejects and table.num_rows == 2
     assert sum(r.ignored for r in results) == 4 and sum(r.lines for r in results) == 6
+
+
+def test_json_key_appearing_only_later_is_read():
+    # Envoy's omit_empty_values drops keys: a key absent from the first lines still lands when it shows up.
+    plain = json.dumps({"start_time": "2024-03-01T10:00:00Z", "response_code": 200, "x_unused": None})
+    traced = json.dumps({"start_time": "2024-03-01T10:00:01Z", "response_code": 200,
+                         "trace_id": "4BF92F3577B34DA6A3CE929D0E0E4736", "pod_name": "web-7d4b9c8f5-x2x9p"})
+    data = ((plain + "\n") * 2000 + (traced + "\n") * 10 + (plain + "\n") * 500).encode()
+    table, rejects, _ = parse_bytes(data, block_bytes=16 << 10)
+    assert not rejects and table.num_rows == 2510
+    ids = [t for t in table.column("trace_id").to_pylist() if t]
+    assert ids == ["4bf92f3577b34da6a3ce929d0e0e4736"] * 10
+    assert table.column(AUX_REPORTER_POD).drop_null().to_pylist() == ["web-7d4b9c8f5-x2x9p"] * 10

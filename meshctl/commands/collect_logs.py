@@ -110,7 +110,7 @@ def logs(g: Globals, paths: tuple[str, ...], k8s: bool, selector: str | None, si
         identity = Identity(cluster=cluster_name)
 
     report = ingest(sources, parser, dataset, identity=identity, workers=workers, progress=not quiet,
-                    dedup=not no_dedup)
+                    dedup=not no_dedup, label="pods" if k8s else "files")
     if output == "json":
         doc = report.to_dict()
         doc["data"] = str(dataset.path)

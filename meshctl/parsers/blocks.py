@@ -122,6 +122,16 @@ def _reader(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
         yield chunk
 
 
+def count_byte(data: bytes, byte: int, start: int = 0, end: int | None = None) -> int:
+    """How many times `byte` occurs in data[start:end] (numpy: runs without holding the GIL, so
+    other threads parse meanwhile)."""
+    import numpy as np
+
+    view = np.frombuffer(data, dtype=np.uint8)[start:end]
+    return int(np.count_nonzero(view == byte)) if len(view) > 65536 else data.count(bytes((byte,)), start,
+                                                                                      len(data) if end is None else end)
+
+
 def _split_long(data: bytes, first: int, limit: int) -> Iterator[Block | LongLine]:
     """Yield `data` (complete lines) as blocks, cutting out lines longer than `limit`.
 
@@ -136,7 +146,7 @@ def _split_long(data: bytes, first: int, limit: int) -> Iterator[Block | LongLin
             pos = p + 1
             continue
         if pos > start:
-            count = data.count(b"\n", start, pos)
+            count = count_byte(data, 10, start, pos)
             yield Block(data[start:pos], first, count)
             first += count
         end = data.find(b"\n", pos)
@@ -144,7 +154,7 @@ def _split_long(data: bytes, first: int, limit: int) -> Iterator[Block | LongLin
         first += 1
         pos = start = end + 1
     if start < size:
-        yield Block(data[start:] if start else data, first, data.count(b"\n", start))
+        yield Block(data[start:] if start else data, first, count_byte(data, 10, start))
 
 
 def iter_blocks(
@@ -162,9 +172,13 @@ def iter_blocks(
             chunk = chunk[nl + 1:]
             skipping = False
             line += 1
-        data = pending + chunk if pending else chunk
-        cut = data.rfind(b"\n") + 1
-        complete, pending = data[:cut], data[cut:]
+        # One copy at most per block: the pending tail of the last chunk + this chunk up to its last newline.
+        cut = chunk.rfind(b"\n") + 1
+        if cut == 0:
+            complete, pending = b"", pending + chunk
+        else:
+            complete = b"".join((pending, memoryview(chunk)[:cut])) if pending or cut < len(chunk) else chunk
+            pending = chunk[cut:]
         if complete:
             for item in _split_long(complete, line, max_line_bytes):
                 yield item

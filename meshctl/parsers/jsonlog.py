@@ -107,7 +107,12 @@ class JsonFormat:
 
     # ---- vectorized -----------------------------------------------------------------------
     def _learn(self, data: bytes) -> dict[str, pa.DataType]:
-        """Key types from the first lines of the file (typed or all-string encodings)."""
+        """Types of the keys on the first lines of the file (typed or all-string encodings).
+
+        The reader's schema holds exactly the keys the file has, unused ones included: a schema
+        key that no line carries costs a null per row, and a key the schema lacks makes the reader
+        stop ("unexpected field"), which is how a key that appears later is noticed (`_discover`).
+        """
         import pyarrow as pa
         import pyarrow.json as pj
 
@@ -116,14 +121,26 @@ class JsonFormat:
         types: dict[str, pa.DataType] = {}
         try:
             tbl = pj.read_json(pa.BufferReader(head), read_options=pj.ReadOptions(use_threads=False))
-            for name in tbl.column_names:
-                if name in self.fields:
-                    types[name] = _storage_type(tbl.schema.field(name).type, self.fields[name])
         except (pa.ArrowInvalid, ValueError):
-            pass
-        for key in self.fields:
-            types.setdefault(key, pa.string())
+            return types
+        for f in tbl.schema:
+            types[f.name] = _storage_type(f.type, self.fields.get(f.name))
         return types
+
+    def _discover(self, data: bytes) -> pa.Table:
+        """Read a block whose lines carry keys not seen so far, and add those keys to the schema."""
+        import pyarrow as pa
+        import pyarrow.json as pj
+
+        assert self._types is not None
+        schema = pa.schema(list(self._types.items()))
+        tbl = pj.read_json(pa.BufferReader(data),
+                           read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                           parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"))
+        for f in tbl.schema:
+            if f.name not in self._types:
+                self._types[f.name] = _storage_type(f.type, self.fields.get(f.name))
+        return tbl
 
     def parse_block(self, data: bytes, count: int) -> BlockRaw:
         import numpy as np
@@ -133,14 +150,19 @@ class JsonFormat:
         require_utf8(data)  # Arrow's JSON reader would pass bad bytes inside strings through
         if self._types is None:
             self._types = self._learn(data)
-        for _attempt in range(4):
-            schema = pa.schema([(k, t) for k, t in self._types.items()])
+        for _attempt in range(6):
+            schema = pa.schema(list(self._types.items()))
             try:
-                tbl = pj.read_json(
-                    pa.BufferReader(data),
-                    read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
-                    parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="ignore"),
-                )
+                try:
+                    tbl = pj.read_json(
+                        pa.BufferReader(data),
+                        read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
+                        parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="error"),
+                    )
+                except pa.ArrowInvalid as exc:
+                    if "unexpected field" not in str(exc):
+                        raise
+                    tbl = self._discover(data)
             except pa.ArrowInvalid as exc:
                 m = _CHANGED.search(str(exc))
                 if m and m.group(1) in self._types and self._adapt(m.group(1), m.group(3)):
@@ -148,7 +170,7 @@ class JsonFormat:
                 raise BlockFailed(str(exc)) from exc
             if tbl.num_rows != count:
                 raise BlockFailed("JSON rows do not match lines")
-            columns = {k: tbl.column(k).combine_chunks() for k in tbl.column_names}
+            columns = {k: tbl.column(k).combine_chunks() for k in tbl.column_names if k in self.fields}
             return BlockRaw(columns, np.arange(count, dtype=np.int64))
         raise BlockFailed("JSON value types keep changing")
 
@@ -163,14 +185,16 @@ class JsonFormat:
         return True
 
 
-def _storage_type(t: pa.DataType, f: Field) -> pa.DataType:
+def _storage_type(t: pa.DataType, f: Field | None) -> pa.DataType:
+    """The reader type for a key: numbers as float64 (ints and floats mix), peer metadata objects as
+    they are, everything else as string (a later number in it is then adapted to)."""
     import pyarrow as pa
 
     if pa.types.is_integer(t) or pa.types.is_floating(t):
         return pa.float64()
     if pa.types.is_boolean(t):
         return pa.bool_()
-    if pa.types.is_struct(t) and f.kind == "peer":
+    if pa.types.is_nested(t) and (f is None or f.kind == "peer"):
         return t
     return pa.string()
 

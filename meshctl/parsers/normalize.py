@@ -117,7 +117,11 @@ def strings(arr: pa.Array) -> tuple[pa.Array, pa.Array | None]:
         return _null_of(pa.string(), len(arr)), pc.is_valid(arr)
     if not pa.types.is_string(t):
         arr = arr.cast(pa.string())
-    empty = pc.is_in(arr, value_set=pa.array(["-", ""]))
+    # Only values of length <= 1 can be "-" or "": the length check reads offsets, not the data.
+    short = pc.less_equal(pc.binary_length(arr), 1)
+    if not pc.any(short).as_py():
+        return arr, bad
+    empty = pc.and_(short, pc.is_in(arr, value_set=pa.array(["-", ""])))
     if pc.any(empty).as_py():
         arr = pc.if_else(empty, pa.scalar(None, pa.string()), arr)
     return arr, bad

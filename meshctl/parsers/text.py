@@ -15,6 +15,7 @@ import struct
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from meshctl.parsers.blocks import count_byte
 from meshctl.parsers.envoy_format import CompiledFormat
 from meshctl.parsers.fields import LINKERD_JSON_FIELDS, Field
 
@@ -185,7 +186,7 @@ class EnvoyTextFormat(RegexFormat):
         ok = None
         prepared: dict[int, Any] = {}
         expected = self.compiled.quotes
-        if data.count(b'"') != expected * count:
+        if count_byte(data, 34) != expected * count:
             # A quote inside a value makes the CSV reader shift or glue fields without complaint:
             # lines with another number of quotes than the format has go the per-line way.
             buf = np.frombuffer(data, dtype=np.uint8)
