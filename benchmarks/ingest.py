@@ -151,6 +151,8 @@ def _child(kind: str, fmt: str, path: str) -> None:
         t0 = time.perf_counter()
         rows = pj.read_json(path).num_rows
     else:
+        import shutil
+
         from meshctl.identity import Identity
         from meshctl.ingest import file_sources, ingest
         from meshctl.parsers.accesslog import AccessLogParser
@@ -158,10 +160,16 @@ def _child(kind: str, fmt: str, path: str) -> None:
 
         out = tempfile.mkdtemp(prefix="meshctl-bench-")
         sources = file_sources([path], workload="reviews-v2", namespace="default")
-        t0 = time.perf_counter()
-        report = ingest(sources, AccessLogParser(fmt), Dataset(out), identity=Identity(), progress=False)
+        try:
+            t0 = time.perf_counter()
+            report = ingest(sources, AccessLogParser(fmt), Dataset(out), identity=Identity(), progress=False)
+            seconds = time.perf_counter() - t0
+        finally:
+            shutil.rmtree(out, ignore_errors=True)
         rows = report.parsed
         assert report.rejected == 0, report.first_rejects[:3]
+        print(json.dumps({"seconds": seconds, "rows": rows, "rss_mb": peak_rss_mb()}))
+        return
     seconds = time.perf_counter() - t0
     print(json.dumps({"seconds": seconds, "rows": rows, "rss_mb": peak_rss_mb()}))
 

@@ -272,10 +272,14 @@ def test_otlp_envoy_open_telemetry_access_logger(data):
     a, b = rows(table)
     assert a["response_code"] == 418 and a["upstream_cluster"] == "inbound|8000||"
     assert a["request_id"] == "84961386-6d84-929d-98bd-c5aee93b5c88"
-    assert a["timestamp"] == datetime.fromtimestamp(1_700_000_000.123, tz=timezone.utc)  # the record's time
+    assert a["timestamp"] == ts("2020-11-25T21:26:18.409Z")  # the body's START_TIME: when the request started
     assert a["trace_id"] == "0af7651916cd43dd8448eb211c80319c" and a["span_id"] == "b7ad6b7169203331"
     assert (a[AUX_REPORTER_POD], a["reporter_namespace"]) == ("httpbin-74fb669cc6-qvlb4", "foo")
     assert (b["response_code"], b["response_flags"], b["method"]) == (503, "UO", "GET")
+    assert b["timestamp"] == ts("2024-01-01T00:00:00Z")
+    # Without a start time in the record's content, the record's own time is the row's.
+    table, _, _ = parse_bytes((_otlp_line("", {"response_code": 200}) + "\n").encode())
+    assert table.column("timestamp")[0].as_py() == datetime.fromtimestamp(1_700_000_000.123, tz=timezone.utc)
     assert b["trace_id"] == "00000000000000000000000000000001"
 
 
@@ -410,3 +414,22 @@ def test_json_key_appearing_only_later_is_read():
     ids = [t for t in table.column("trace_id").to_pylist() if t]
     assert ids == ["4bf92f3577b34da6a3ce929d0e0e4736"] * 10
     assert table.column(AUX_REPORTER_POD).drop_null().to_pylist() == ["web-7d4b9c8f5-x2x9p"] * 10
+
+
+def test_otlp_file_exporter_lines_with_several_records_and_bad_lines(data):
+    body = (data / "istio-docs/access-log-task.excerpt.log").read_text().splitlines()[0]
+    one = json.loads(_otlp_line(body, {}))
+    two = json.loads(_otlp_line(body, {"response_code": 200}))
+    rl = one["resourceLogs"][0]
+    rl["scopeLogs"][0]["logRecords"].append(two["resourceLogs"][0]["scopeLogs"][0]["logRecords"][0])
+    lines = [json.dumps(one), json.dumps({"resourceLogs": []}), json.dumps(one)[:80],
+             _otlp_line("not an access log line", {}), json.dumps(one)]
+    table, rejects, results = parse_bytes(("\n".join(lines) + "\n").encode())
+    # lines 1 and 5 hold two records each; line 2 is an empty export; line 3 is cut short;
+    # line 4's record has a body nothing can read but a time and ids: a row with what it has.
+    assert table.num_rows == 4 + 1
+    assert [r.line for r in rejects] == [3]
+    assert sum(r.ignored for r in results) == 1
+    assert sum(r.lines for r in results) == table.num_rows + len(rejects) + 1
+    assert sorted(table.column("record_line").to_pylist()) == [1, 1, 4, 5, 5]
+    assert table.column("response_code").to_pylist().count(418) == 4

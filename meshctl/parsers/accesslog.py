@@ -43,6 +43,7 @@ if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
 
 SAMPLE_LINES = 64
+EXPLAINED_REJECTS = 1000  # rejects per file whose reason says which other format the line looks like
 MAX_DOCUMENT_BYTES = 1 << 30  # a pretty-printed OTLP document is read whole, up to this size
 
 
@@ -131,6 +132,7 @@ class _FileState:
         self.document_bytes = 0
         self.document_line = 1
         self._meta: _MetaFormat | None = None
+        self._explained = 0
 
     # ---- detection --------------------------------------------------------------------------
     def sniff(self, block: Block) -> None:
@@ -243,9 +245,10 @@ class _FileState:
                 records += 1
                 rejects.append(Reject.of(self.file, number, self._why(ln, err), ln, field=err.field if err else None))
                 continue
-            records += max(1, len(recs))
-            if not recs:
+            if not recs:  # a valid document without records (an empty OTLP export)
+                ignored += 1
                 continue
+            records += len(recs)
             g = groups.setdefault(str(id(fmt)), (fmt, [], [], []))
             for r in recs:
                 g[1].append(r)
@@ -260,6 +263,9 @@ class _FileState:
                     if key not in seen:
                         seen.add(key)
                         keys.append(key)
+            rank = getattr(fmt, "key_rank", None) or getattr(getattr(fmt, "fmt", None), "key_rank", None)
+            if rank is not None:
+                keys.sort(key=rank)  # the first non-null source of a column wins
             fields = {k: f for k in keys if (f := fmt.field_of(k)) is not None}
             columns = {k: pa.array([_py(r.get(k)) for r in recs], type=pa.string()) for k in fields}
             raw = RawBatch(columns=columns, fields=fields, lines=np.asarray(nums, dtype=np.int64),
@@ -304,8 +310,9 @@ class _FileState:
 
     def _why(self, ln: bytes, err: LineError | None) -> str:
         reason = err.reason if err else "unreadable line"
-        if self.fmt is None:
-            return reason
+        self._explained += 1
+        if self.fmt is None or self._explained > EXPLAINED_REJECTS:
+            return reason  # telling which format a line looks like costs a detection per line
         try:
             text = unwrap_line(ln)[0].decode("utf-8")
         except UnicodeDecodeError:
@@ -333,7 +340,8 @@ class _FileState:
             return self.result(None, [Reject.of(self.file, self.document_line, exc.reason, data[:512])], lines=1)
         if not recs:
             return self.result(None, [], lines=0)
-        keys = sorted({k for r in recs for k in r})
+        rank = getattr(fmt, "key_rank", lambda k: 0)
+        keys = sorted({k for r in recs for k in r}, key=lambda k: (rank(k), k))
         fields = {k: f for k in keys if (f := fmt.field_of(k)) is not None}
         columns = {k: pa.array([_py(r.get(k)) for r in recs], type=pa.string()) for k in fields}
         raw = RawBatch(columns=columns, fields=fields, lines=np.arange(1, len(recs) + 1, dtype=np.int64),

@@ -3,7 +3,8 @@
 The Collector's file exporter writes one `{"resourceLogs": [...]}` document per line; a single
 pretty-printed ExportLogsServiceRequest document works too. Each log record becomes one row:
 
-- time: `timeUnixNano` (or `observedTimeUnixNano` when the producer left time unset);
+- time: the request start the body or attributes give (START_TIME), else the record's
+  `timeUnixNano` (or `observedTimeUnixNano` when the producer left time unset);
 - ids: `traceId` / `spanId` (hex as OTLP/JSON prescribes; base64 as some exporters write is converted);
 - body: a string body is an access-log line in any text format meshctl reads (Envoy's OpenTelemetry
   access logger puts the formatted line there; Istio uses its default TEXT format); a map body is
@@ -23,7 +24,7 @@ import re
 from typing import Any
 
 from meshctl.parsers.fields import AUX_REPORTER_POD, Field, json_key_field
-from meshctl.parsers.text import LineError
+from meshctl.parsers.text import BlockFailed, BlockRaw, LineError
 
 SEMCONV: dict[str, Field] = {
     "http.request.method": Field("method"),
@@ -102,6 +103,12 @@ class OtlpLogFormat:
         hits = sum(1 for ln in lines if ln.lstrip().startswith("{") and '"resourceLogs"' in ln)
         return hits / len(lines) if lines else 0.0
 
+    @staticmethod
+    def key_rank(key: str) -> int:
+        """Sources of one column are tried in this order: the access-log line in the body, then the
+        attributes, and the record's own time and ids last."""
+        return {"b": 0, "r": 0, "a": 1, "t": 2}.get(key[:1], 1)
+
     def field_of(self, key: str) -> Field | None:
         kind, _, name = key.partition("|")
         if kind == "t":
@@ -115,12 +122,15 @@ class OtlpLogFormat:
             return RESOURCE.get(name)
         return None
 
-    def _body(self, body: str) -> dict[str, Any]:
+    def _detect_body(self, body: str) -> None:
         if self._body_format is None and not self._body_tried:
             from meshctl.parsers.detect import detect_line_format
 
             self._body_tried = True
             self._body_format = detect_line_format([body])
+
+    def _body(self, body: str) -> dict[str, Any]:
+        self._detect_body(body)
         if self._body_format is None:
             return {}
         try:
@@ -138,7 +148,61 @@ class OtlpLogFormat:
             raise LineError(f"truncated or malformed OTLP JSON: {exc}") from None
         return self.records(doc)
 
-    def records(self, doc: Any) -> list[dict[str, Any]]:
+    def parse_block(self, data: bytes, count: int) -> BlockRaw:
+        """A block of file-exporter lines: JSON documents one by one, the records' text bodies all
+        together through the body format's vectorized reader. Lines that do not read (or hold no
+        record) are left to the per-line path, which explains or ignores them."""
+        import numpy as np
+        import pyarrow as pa
+
+        recs: list[dict[str, Any]] = []
+        rows: list[int] = []
+        retry: list[int] = []
+        for i, ln in enumerate(data.split(b"\n")[:-1]):
+            try:
+                out = self.records(json.loads(ln), defer_body=True)
+            except (ValueError, LineError):
+                out = []
+            if not out:
+                retry.append(i)
+                continue
+            recs.extend(out)
+            rows.extend([i] * len(out))
+        n = len(recs)
+        columns: dict[str, pa.Array] = {}
+        with_body = [j for j, r in enumerate(recs) if "_body" in r]
+        if with_body:
+            texts = [recs[j].pop("_body") for j in with_body]
+            self._detect_body(texts[0])
+            fmt = self._body_format
+            parsed = None
+            if fmt is not None and hasattr(fmt, "parse_block") and not any("\n" in t for t in texts):
+                joined = ("\n".join(texts) + "\n").encode("utf-8", "surrogatepass")
+                try:
+                    parsed = fmt.parse_block(joined, len(texts))
+                except BlockFailed:
+                    parsed = None
+            if parsed is not None and len(parsed.rows):
+                # Scatter the parsed bodies' values to their records (others stay null).
+                where = np.full(n, -1, dtype=np.int64)
+                where[np.asarray(with_body, dtype=np.int64)[parsed.rows]] = np.arange(len(parsed.rows))
+                idx = pa.array(where, mask=where < 0)
+                columns = {f"b|{k}": v.take(idx) for k, v in parsed.columns.items()}
+                leftover = [with_body[int(b)] for b in parsed.retry]
+                left_texts = [texts[int(b)] for b in parsed.retry]
+            else:
+                leftover, left_texts = with_body, texts
+            for j, text in zip(leftover, left_texts, strict=True):
+                recs[j].update({f"b|{k}": v for k, v in self._body(text).items()})
+        keys: dict[str, None] = {}
+        for r in recs:
+            keys.update(dict.fromkeys(r))
+        for k in sorted(keys, key=self.key_rank):
+            values = pa.array([_text(r.get(k)) for r in recs], type=pa.string())
+            columns[k] = pc_coalesce(columns[k], values) if k in columns else values
+        return BlockRaw(columns, np.asarray(rows, dtype=np.int64), retry)
+
+    def records(self, doc: Any, *, defer_body: bool = False) -> list[dict[str, Any]]:
         if not isinstance(doc, dict) or not isinstance(doc.get("resourceLogs"), list):
             raise LineError("not an OTLP logs document (no resourceLogs)")
         out: list[dict[str, Any]] = []
@@ -156,24 +220,45 @@ class OtlpLogFormat:
             for sl in rl.get("scopeLogs") or rl.get("instrumentationLibraryLogs") or []:
                 for rec in (sl or {}).get("logRecords") or []:
                     if isinstance(rec, dict):
-                        out.append(self._record(rec, base))
+                        out.append(self._record(rec, base, defer_body))
         return out
 
-    def _record(self, rec: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:
+    def _record(self, rec: dict[str, Any], base: dict[str, Any], defer_body: bool = False) -> dict[str, Any]:
         row = dict(base)
+        body = any_value(rec.get("body"))
+        if isinstance(body, str):
+            if defer_body:
+                row["_body"] = body  # read with the block's other bodies (parse_block)
+            else:
+                row.update({f"b|{k}": v for k, v in self._body(body).items()})
+        elif isinstance(body, dict):
+            row.update(_attr_row(body))
+        row.update(_attr_row(attributes(rec.get("attributes"))))
+        # Last: where the line itself says when the request started (START_TIME), that wins over
+        # the record's time (the first non-null source of a column is kept).
         t = rec.get("timeUnixNano")
         if t in (None, "0", 0, ""):
             t = rec.get("observedTimeUnixNano")
         row["t|time"] = None if t in (None, "0", 0, "") else str(t)
         row["t|trace"] = otlp_id(rec.get("traceId"), 16)
         row["t|span"] = otlp_id(rec.get("spanId"), 8)
-        body = any_value(rec.get("body"))
-        if isinstance(body, str):
-            row.update({f"b|{k}": v for k, v in self._body(body).items()})
-        elif isinstance(body, dict):
-            row.update(_attr_row(body))
-        row.update(_attr_row(attributes(rec.get("attributes"))))
         return row
+
+
+def _text(v: Any) -> str | None:
+    if v is None or isinstance(v, str):
+        return v
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (dict, list)):
+        return json.dumps(v)
+    return str(v)
+
+
+def pc_coalesce(a: Any, b: Any) -> Any:
+    import pyarrow.compute as pc
+
+    return pc.coalesce(a, b)
 
 
 def _attr_row(attrs: dict[str, Any]) -> dict[str, Any]:

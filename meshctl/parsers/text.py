@@ -261,7 +261,7 @@ class EnvoyTextFormat(RegexFormat):
 # ---- Linkerd apache (common log) format ----------------------------------------------------
 LINKERD_APACHE_RX = (
     r'^(?P<client_addr>\S+) (?P<client_id>\S+) (?P<user>\S+) \[(?P<timestamp>[^\]]*)\] '
-    r'"(?P<method>\S+) (?P<uri>\S+) (?P<version>[^"]*)" (?P<status>\d{3}|-)(?: (?P<bytes>\d+|-))?\s*$'
+    r'"(?P<method>\S+) (?P<uri>\S+) (?P<version>[^"]*)" (?P<status>\d{1,3}|-)(?: (?P<bytes>\d+|-))?\s*$'
 )
 LINKERD_APACHE_FIELDS = {
     "client_addr": LINKERD_JSON_FIELDS["client.addr"],
