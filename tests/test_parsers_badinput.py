@@ -168,7 +168,22 @@ def test_unrecognizable_file_rejects_every_line():
 
 
 # ---- property tests ---------------------------------------------------------------------------
-MAKERS = {"istio-json": istio_json, "istio-text": istio_text, "envoy-text": envoy_text}
+def linkerd_json(i: int) -> str:
+    return json.dumps({"client.addr": f"10.42.0.{i % 250}:5{i % 1000:04d}", "client.id": "web.shop.serviceaccount.identity.linkerd.cluster.local",
+                       "host": "api:8080", "method": "GET", "processing_ns": "39826", "request_bytes": "",
+                       "response_bytes": str(100 + i), "status": 200 if i % 9 else 503,
+                       "timestamp": f"2024-05-01T10:00:{i % 60:02d}.123456789Z", "total_ns": str(1_000_000 + i),
+                       "trace_id": "", "uri": f"http://api:8080/items/{i}", "user_agent": "Go-http-client/1.1",
+                       "version": "HTTP/2.0"})
+
+
+def linkerd_apache(i: int) -> str:
+    return (f"10.42.0.{i % 250}:5{i % 1000:04d} web.shop.serviceaccount.identity.linkerd.cluster.local - "
+            f'[2024-05-01T10:00:{i % 60:02d}.123456789Z] "GET http://api:8080/items/{i} HTTP/2.0" {200 if i % 9 else 503}')
+
+
+MAKERS = {"istio-json": istio_json, "istio-text": istio_text, "envoy-text": envoy_text, "linkerd-json": linkerd_json,
+          "linkerd-apache": linkerd_apache}
 
 
 @st.composite
