@@ -13,7 +13,9 @@ row carries, plus what meshctl knows about the proxy that wrote it, into workloa
   `--workload NAME --namespace NS` for files. On an outbound row the reporter is the source, on an
   inbound row the destination;
 - mTLS principals: `spiffe://<td>/ns/<ns>/sa/<sa>` (Istio), `<sa>.<ns>.serviceaccount.identity.linkerd.<td>`;
-- the authority (`reviews:9080`) when nothing better names the destination service;
+- the authority (`reviews:9080`) when nothing better names the destination service; on the inbound
+  side only when it names an in-cluster service, else the proxy's own Service or canonical service
+  (app) — a public Host header an ingress forwarded is not a service of the mesh;
 - from Kubernetes (`PodIndex`): upstream and downstream IPs resolved to pods and their labels.
 
 Workload names come from pod names with the ReplicaSet / Argo Rollouts hashes taken off
@@ -400,7 +402,10 @@ class Identity:
         c = cluster if (cluster.host or cluster.subset) else sni
         host = c.host
         if d == "inbound" and not host:
-            host = _qualify(auth_host, r.namespace)
+            # The service this proxy serves: a Service known to select it, else the Host header when
+            # it names an in-cluster service, else its canonical service (app) in its namespace. A
+            # public Host (shop.example.com, forwarded by an ingress) names no service of ours.
+            host = r.service or _in_cluster_host(auth_host, r.namespace) or _app_service(r)
         if not host:
             host = dla_service or (auth_host if d != "inbound" else None)
         out["destination_service"] = host
@@ -446,6 +451,24 @@ def _authority_host(authority: str | None) -> str | None:
     if not host or _IPV4.match(host) or ":" in host:
         return None
     return host.lower()
+
+
+def _in_cluster_host(host: str | None, namespace: str | None) -> str | None:
+    """A Host header naming an in-cluster service (`reviews`, `reviews.shop`, `reviews.shop.svc...`), qualified."""
+    if not host:
+        return None
+    if "." not in host:
+        return _qualify(host, namespace)
+    if _SVC_HOST.match(host):
+        return host
+    labels = host.split(".")
+    if len(labels) == 2 and namespace and labels[1] == namespace:
+        return f"{host}.svc.cluster.local"
+    return None
+
+
+def _app_service(w: Workload) -> str | None:
+    return f"{w.app}.{w.namespace}.svc.cluster.local" if w.app and w.namespace else None
 
 
 def _qualify(host: str | None, namespace: str | None) -> str | None:

@@ -193,3 +193,18 @@ def test_existing_values_are_not_overwritten():
                                    "upstream_cluster": ["outbound|80|v2|web.shop.svc.cluster.local"]}))
     r = Identity().enrich(t).to_pylist()[0]
     assert (r["destination_version"], r["destination_subset"], r["destination_namespace"]) == ("canary", "v2", "shop")
+
+
+def test_inbound_service_from_the_proxy_not_a_public_host_header():
+    # frontend's own proxy, behind an ingress that forwarded `Host: shop.example.com`, no mTLS SNI
+    line = ('[2024-05-01T10:00:00.000Z] "GET / HTTP/1.1" 200 - via_upstream - "-" 0 10 5 4 "-" "curl" "r-1" '
+            '"{host}" "10.0.2.1:9080" inbound|9080|| 127.0.0.6:51000 10.0.2.1:9080 10.0.0.9:52930 - default\n')
+    w = workload_of(pod="frontend-v1-5f7d9b8c4-bbbbb", namespace="shop", labels={"app": "frontend", "version": "v1"})
+    got = {}
+    for host in ("shop.example.com", "frontend:9080", "frontend.shop:9080", "frontend.shop.svc.cluster.local"):
+        r = Identity(reporter=w).enrich(parsed_bytes(line.format(host=host).encode())).to_pylist()[0]
+        got[host] = r["destination_service"]
+    assert got == {"shop.example.com": "frontend.shop.svc.cluster.local",
+                   "frontend:9080": "frontend.shop.svc.cluster.local",
+                   "frontend.shop:9080": "frontend.shop.svc.cluster.local",
+                   "frontend.shop.svc.cluster.local": "frontend.shop.svc.cluster.local"}
