@@ -47,9 +47,10 @@ Counting each request once (the reporter policy, in graph attribute `dedup_polic
 from __future__ import annotations
 
 import math
-import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
+
+from analyzers.table import is_gateway_name
 
 if TYPE_CHECKING:  # pragma: no cover
     import networkx as nx
@@ -79,8 +80,6 @@ FLAG_NAMES = {
 PERCENTILES = (50, 90, 99)
 # Istio's canonical revision when a workload has no version label: the same as no version.
 UNVERSIONED = frozenset({"latest"})
-# Workloads named like Istio's gateways are gateways even in logs that do not say so.
-_GATEWAY_NAME = re.compile(r"(ingress|egress)-?gateway")
 
 # The requests-table columns the graph reads (commands read only these from the store).
 GRAPH_COLUMNS = [
@@ -157,7 +156,7 @@ def _in_mesh_node(group_by: str, cl: str | None, ns: str | None, wl: str | None,
     nsd = f"{ns}/" if ns else ""
     if ver in UNVERSIONED:
         ver = None
-    if kind_override is None and (_GATEWAY_NAME.search(wl or "") or _GATEWAY_NAME.search(app or "")):
+    if kind_override is None and (is_gateway_name(wl) or is_gateway_name(app)):
         kind_override = "gateway"
     if group_by == "namespace":
         if ns is None:

@@ -125,6 +125,14 @@ SOURCE_KINDS = ("user", "external", "messaging", "gateway", "unknown")
 RECORD_KINDS = ("access_log", "span", "otlp_log")
 
 
+def is_gateway_name(name: str | None) -> bool:
+    """Workloads named like Istio's gateways (istio-ingressgateway, egress-gateway) are gateways even
+    where nothing else says so (a log file without pod labels)."""
+    import re
+
+    return bool(name) and re.search(r"(ingress|egress)-?gateway", name) is not None
+
+
 def arrow_schema() -> pa.Schema:
     """The pyarrow schema of the requests table (timestamps in microseconds, UTC)."""
     import pyarrow as pa

@@ -136,7 +136,7 @@ def workload_of(name: str | None = None, namespace: str | None = None, *, pod: s
                 cluster: str | None = None) -> Workload:
     """A Workload from whatever is known: a workload name (`--workload`) or a pod (+ labels)."""
     wl = name or (workload_from_pod(pod, labels, owner) if pod else None)
-    gateway = False
+    gateway = rt.is_gateway_name(wl)
     for key, values in GATEWAY_LABELS.items():
         if labels and key in labels and (values is None or labels[key] in values):
             gateway = True

@@ -208,3 +208,14 @@ def test_inbound_service_from_the_proxy_not_a_public_host_header():
                    "frontend:9080": "frontend.shop.svc.cluster.local",
                    "frontend.shop:9080": "frontend.shop.svc.cluster.local",
                    "frontend.shop.svc.cluster.local": "frontend.shop.svc.cluster.local"}
+
+
+def test_gateway_by_name_without_labels():
+    # The node log path names the pod; no labels say it is a gateway, its name does.
+    line = ('[2024-05-01T10:00:00.000Z] "GET / HTTP/1.1" 200 - via_upstream - "-" 0 10 5 4 "-" "curl" "r-1" '
+            '"shop.example.com" "10.0.2.1:9080" outbound|9080||frontend.shop.svc.cluster.local 10.0.0.9:1 '
+            '10.0.0.9:8080 10.0.0.1:52930 - default\n')
+    w = workload_of(pod="istio-ingressgateway-5f7d9b8c4-bbbbb", namespace="istio-system")
+    r = Identity(reporter=w).enrich(parsed_bytes(line.encode())).to_pylist()[0]
+    assert r["direction"] == "gateway" and r["reporter_workload"] == "istio-ingressgateway"
+    assert r["source_workload"] is None  # a gateway row's caller is whoever called the gateway
