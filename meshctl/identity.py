@@ -468,7 +468,9 @@ def _in_cluster_host(host: str | None, namespace: str | None) -> str | None:
 
 
 def _app_service(w: Workload) -> str | None:
-    return f"{w.app}.{w.namespace}.svc.cluster.local" if w.app and w.namespace else None
+    """The canonical service as Istio names it (app label, else the workload name) in its namespace."""
+    name = w.app or w.workload
+    return f"{name}.{w.namespace}.svc.cluster.local" if name and w.namespace else None
 
 
 def _qualify(host: str | None, namespace: str | None) -> str | None:

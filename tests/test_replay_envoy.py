@@ -8,15 +8,16 @@ or two across a limit.
 The backend is the local mesh's fault-injectable app (meshctl.mesh.BackendApp); the DestinationRule
 trafficPolicy becomes Envoy cluster settings exactly as istiod sets them
 (meshctl.mesh.bootstrap.destination_rule_cluster_settings); the rate-limit EnvoyFilter is applied to a
-sidecar-like bootstrap with meshctl.envoyfilter.apply_envoyfilters. The access log is written as JSON
-lines whose keys are requests-table columns, so reading it back needs no parser.
+sidecar-like bootstrap with meshctl.envoyfilter.apply_envoyfilters. The proxies write Istio's default
+TEXT access log, read back with meshctl's own access-log parser and identity layer (the reporting
+workload named as `meshctl collect logs --workload` would), so the suggestion sees exactly what a
+collection from a real sidecar gives it.
 """
 
 from __future__ import annotations
 
 import copy
 import http.client
-import json
 import threading
 import time
 from pathlib import Path
@@ -27,7 +28,6 @@ import pytest
 from analyzers.suggest import SuggestConfig, analyze
 from analyzers.suggest.model import ConnectionPool, TokenBucket
 from analyzers.suggest.resources import resources
-from analyzers.table import conform_frame
 from meshctl.envoy import EnvoyProcess
 from meshctl.mesh import BackendApp, Faults
 from meshctl.mesh.bootstrap import destination_rule_cluster_settings
@@ -46,29 +46,29 @@ def agree(envoy: int, predicted: int) -> bool:
     return abs(envoy - predicted) <= max(TOLERANCE["abs"], TOLERANCE["rel"] * predicted)
 
 
-def access_log(path: Path, direction: str) -> dict:
-    fmt = {
-        "timestamp": "%START_TIME%", "duration_ms": "%DURATION%", "response_code": "%RESPONSE_CODE%",
-        "response_flags": "%RESPONSE_FLAGS%", "upstream_host": "%UPSTREAM_HOST%",
-        "upstream_cluster": "%UPSTREAM_CLUSTER%", "downstream_remote_address": "%DOWNSTREAM_REMOTE_ADDRESS%",
-        "protocol": "%PROTOCOL%", "route_name": "%ROUTE_NAME%", "path": "%REQ(:PATH)%", "request_id": "%REQ(X-REQUEST-ID)%",
-        "destination_service": SERVICE, "destination_namespace": "shop", "destination_app": "reviews",
-        "source_workload": "productpage", "source_namespace": "shop", "direction": direction,
-    }
+def access_log(path: Path) -> dict:
+    """Istio's default TEXT access log, as a sidecar writes it."""
+    from meshctl.render.istio import TEXT_FORMAT
+
     return {"name": "envoy.access_loggers.file", "typed_config": {
         "@type": "type.googleapis.com/envoy.extensions.access_loggers.file.v3.FileAccessLog",
-        "path": str(path), "log_format": {"json_format": fmt}}}
+        "path": str(path), "log_format": {"text_format_source": {"inline_string": TEXT_FORMAT}}}}
 
 
-def read_log(path: Path) -> pd.DataFrame:
-    rows = []
-    for line in path.read_text().splitlines():
-        rec = {k: (None if v in ("-", "") else v) for k, v in json.loads(line).items()}
-        rows.append(rec)
-    df = pd.DataFrame(rows)
-    for col in ("duration_ms", "response_code"):
-        df[col] = pd.to_numeric(df[col])
-    return conform_frame(df)
+def read_log(path: Path, reporter: str) -> pd.DataFrame:
+    """The log through meshctl's parser and identity layer, `reporter` being the proxy's workload."""
+    import pyarrow as pa
+
+    from analyzers.table import to_frame
+    from meshctl.identity import Identity, workload_of
+    from meshctl.parsers.accesslog import AccessLogParser
+
+    with open(path, "rb") as f:
+        results = list(AccessLogParser().parse_stream(f, file=str(path)))
+    assert not any(r.rejects for r in results), [str(x) for r in results for x in r.rejects]
+    table = pa.concat_tables([r.table for r in results if r.rows], promote_options="default")
+    df = to_frame(Identity(reporter=workload_of(reporter, "shop")).enrich(table))
+    return df.sort_values("record_line", kind="stable").reset_index(drop=True)
 
 
 def wait_for_lines(path: Path, n: int, timeout: float = 5.0) -> None:
@@ -118,7 +118,7 @@ def outbound_bootstrap(backend_port: int, log: Path, policy: dict | None) -> dic
                    "address": {"socket_address": {"address": "127.0.0.1", "port_value": backend_port}}}}]}]}}
     cluster.update(destination_rule_cluster_settings(policy, where=CLUSTER))
     hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-           "stat_prefix": "outbound_9080", "access_log": [access_log(log, "outbound")],
+           "stat_prefix": "outbound_9080", "access_log": [access_log(log)],
            "route_config": {"name": "9080", "virtual_hosts": [{"name": "reviews", "domains": ["*"], "routes": [
                {"name": "default", "match": {"prefix": "/"}, "route": {"cluster": CLUSTER, "timeout": "30s"}}]}]},
            "http_filters": [ROUTER]}
@@ -155,7 +155,8 @@ def recorded_bursts(tmp_path_factory):
         codes = bursts(port, count=3, size=24, gap_s=0.6)
         assert codes.count(200) == 72
         wait_for_lines(log, 96)
-    df = read_log(log)
+    df = read_log(log, "productpage")
+    assert (df["direction"] == "outbound").all() and (df["destination_service"] == SERVICE).all()
     return df[df["path"] != "/warm"].reset_index(drop=True)
 
 
@@ -205,7 +206,7 @@ def test_circuit_breaker_overflow_matches_envoy(recorded_bursts, tmp_path, scena
         after = envoy.stats()
     overflow_stats = sum(after.get(stat + k, 0) - before.get(stat + k, 0)
                          for k in ("pending_overflow", "active_overflow"))
-    got = read_log(log).iloc[len(warm):]
+    got = read_log(log, "productpage").iloc[len(warm):]
     uo = int(got["response_flags"].fillna("").str.contains("UO").sum())
     assert codes.count(503) == uo
     assert overflow_stats == uo
@@ -231,7 +232,7 @@ def _dr_template(result):
 def inbound_bootstrap(backend_port: int, log: Path) -> dict:
     cluster = "inbound|9080||"
     hcm = {"@type": "type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
-           "stat_prefix": "inbound_9080", "access_log": [access_log(log, "inbound")],
+           "stat_prefix": "inbound_9080", "access_log": [access_log(log)],
            "route_config": {"name": "inbound|9080||", "virtual_hosts": [{"name": "inbound|http|9080", "domains": ["*"],
                                                                          "routes": [{"name": "default", "match": {"prefix": "/"},
                                                                                      "route": {"cluster": cluster}}]}]},
@@ -268,7 +269,8 @@ def test_local_rate_limit_matches_envoy(tmp_path):
             codes = paced(envoy.listener_port("virtualInbound"), rps=40, seconds=3)
             assert set(codes) == {200}
             wait_for_lines(rec_log, len(codes))
-        recorded = read_log(rec_log)
+        recorded = read_log(rec_log, "reviews")
+        assert (recorded["direction"] == "inbound").all() and (recorded["destination_service"] == SERVICE).all()
         result = analyze("rate-limit", recorded, SuggestConfig(headroom=2.0))
         (s,) = result.suggestions
         assert s.replay["suggested"].rate_limited == 0
@@ -294,7 +296,7 @@ def test_local_rate_limit_matches_envoy(tmp_path):
             codes = paced(envoy.listener_port("virtualInbound"), rps=40, seconds=3)
             wait_for_lines(log, len(codes))
             stats = envoy.stats("rate_limit")
-    got = read_log(log)
+    got = read_log(log, "reviews")
     rl = int(got["response_flags"].fillna("").str.contains("RL").sum())
     assert codes.count(429) == rl
     assert stats.get("http_local_rate_limiter.http_local_rate_limit.rate_limited") == rl
