@@ -258,3 +258,15 @@ def test_services_outside_the_mesh():
     (cb,) = analyze("circuit-breaker", df).suggestions
     assert any(m.code == "SG019" and "ServiceEntry" in m.text for m in cb.messages)
     assert analyze("rate-limit", df).suggestions == []  # no sidecar of ours serves it
+
+
+def test_gateways_get_no_sidecar():
+    gw = generate([ServiceTraffic(service="frontend", callers=["istio-ingressgateway"], rps=10, seconds=20,
+                                  direction="gateway")])
+    gw["reporter_workload"] = "istio-ingressgateway"
+    gw["reporter_namespace"] = "istio-system"
+    gw["source_workload"] = None
+    out = generate([ServiceTraffic(service="reviews", callers=["frontend"], rps=10, seconds=20)])
+    df = pd.concat([gw, out], ignore_index=True)
+    assert {s.target.workload for s in analyze("sidecar", df).suggestions} == {"frontend"}
+    assert {s.target.namespace for s in analyze("sidecar", df, SuggestConfig(by="namespace")).suggestions} == {"shop"}

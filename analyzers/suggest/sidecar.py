@@ -3,7 +3,8 @@
 egress.hosts = `<namespace>/<service FQDN>` for every in-mesh service called, `*/<host>` for
 external hosts (a ServiceEntry may live in any namespace), plus `istio-system/*` (istiod, the
 telemetry and gateway services every proxy needs). Services seen fewer than `rare_requests` times
-are kept, with a warning; so is a short capture (a nightly job's calls would be missing).
+are kept, with a warning; so is a short capture (a nightly job's calls would be missing). Gateways
+get none: Istio applies Sidecar resources to sidecars only.
 """
 
 from __future__ import annotations
@@ -40,6 +41,8 @@ def suggest(tr: tf.Traffic, cfg: SuggestConfig) -> list[Suggestion]:
     # gateway), the reporter is the caller too. An inbound row's reporter is the callee, never the caller.
     client_side = fr["direction"].isin(tf.CLIENT_SIDE).fillna(False)
     ns_col = fr["source_namespace"].fillna(fr["reporter_namespace"].where(client_side))
+    # Gateways ignore Sidecar resources: their own calls (direction gateway) scope nothing.
+    ns_col = ns_col.where(fr["direction"].ne("gateway").fillna(True))
     if cfg.by == "namespace":
         key = tf._factorize(ns_col)
     else:
