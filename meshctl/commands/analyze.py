@@ -10,7 +10,6 @@ subcommand runs.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ import click
 
 from meshctl.errors import EXIT_FAIL, EXIT_INCONCLUSIVE, EXIT_OK, InputError
 from meshctl.options import Globals, data_option, namespace_option, output_option, pass_globals
+from meshctl.yamlpath import text_line
 
 EXIT_BY_VERDICT = {"pass": EXIT_OK, "fail": EXIT_FAIL, "inconclusive": EXIT_INCONCLUSIVE}
 # Columns a table run always needs (selectors, expressions and custom values add theirs).
@@ -172,14 +172,14 @@ def _configs(opts: dict[str, Any]) -> tuple[Any, list[Any], list[Any]]:
             else:
                 cfg = cc.parse_meshctl_config(doc, cfg, builtin=BUILTINS)
         except cc.ConfigError as exc:
-            raise InputError(exc.message, file=path, line=_field_line(text, exc.field), field=exc.field) from None
+            raise InputError(exc.message, file=path, line=text_line(text, exc.field), field=exc.field) from None
     if opts["metrics_file"]:
         path = opts["metrics_file"]
         doc, text = _load_doc(path, "--metrics")
         try:
             mcfg, arrays = cc.parse_metrics_document(doc, cfg)
         except cc.ConfigError as exc:
-            raise InputError(exc.message, file=path, line=_field_line(text, exc.field), field=exc.field) from None
+            raise InputError(exc.message, file=path, line=text_line(text, exc.field), field=exc.field) from None
         # Top-level figures of the file (confidence, weights, score thresholds) apply to the run; the
         # arrays' own settings travel with them; the config file's metrics stay.
         cfg = replace(mcfg, metrics=cfg.metrics)
@@ -344,36 +344,6 @@ def _load_doc(path: str, option: str) -> tuple[Any, str]:
     if not isinstance(doc, dict):
         raise InputError("expected a mapping at the top", file=path, line=1, field=option)
     return doc, text
-
-
-def _field_line(text: str, field: str | None) -> int | None:
-    """1-based line of a JSON path (`metrics[2].effectSize.allowedIncrease`) in a YAML/JSON text."""
-    if not field:
-        return None
-    import yaml
-
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return None
-    if node is None:
-        return None
-    line = None
-    for part in re.findall(r"[^.\[\]$]+|\[\d+\]", field):
-        if part.startswith("[") and node.id == "sequence":
-            i = int(part[1:-1])
-            if i >= len(node.value):
-                break
-            node = node.value[i]
-        elif node.id == "mapping":
-            hit = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
-            if hit is None:
-                break
-            node = hit[1]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 # ---- output ----------------------------------------------------------------------------------------

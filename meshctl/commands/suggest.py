@@ -16,6 +16,7 @@ import click
 
 from meshctl.errors import InputError, ValidationError
 from meshctl.options import Globals, data_option, namespace_option, output_option, pass_globals
+from meshctl.yamlpath import node_line
 
 
 @click.group()
@@ -116,34 +117,12 @@ def _load_current(path: str) -> Any:
         cfg = parse_documents(docs, "-" if path == "-" else path)
     except ConfigProblem as p:
         line = nodes[p.doc].start_mark.line + 1 if p.doc < len(nodes) and nodes[p.doc] is not None else None
-        line = _field_line(nodes[p.doc], p.field) if p.doc < len(nodes) and nodes[p.doc] is not None else line
+        line = node_line(nodes[p.doc], p.field) if p.doc < len(nodes) and nodes[p.doc] is not None else line
         raise InputError(str(p), file=path, line=line, field=p.field) from None
     if not (cfg.destination_rules or cfg.rate_limits or cfg.sidecars):
         raise InputError("no DestinationRule, local rate limit EnvoyFilter or Sidecar found", file=path,
                          field="--current")
     return cfg
-
-
-def _field_line(node: Any, field: str) -> int | None:
-    """The 1-based line of a dotted/indexed field path inside a composed YAML node (nearest found)."""
-    import re
-
-    line = node.start_mark.line + 1
-    for part in re.findall(r"[^.\[\]]+|\[\d+\]", field):
-        if part.startswith("[") and getattr(node, "id", "") == "sequence":
-            i = int(part[1:-1])
-            if i >= len(node.value):
-                break
-            node = node.value[i]
-        elif getattr(node, "id", "") == "mapping":
-            hit = next(((k, v) for k, v in node.value if getattr(k, "value", None) == part), None)
-            if hit is None:
-                break
-            node = hit[1]
-        else:
-            break
-        line = node.start_mark.line + 1
-    return line
 
 
 # ---- writers ------------------------------------------------------------------------------------

@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from meshctl.errors import InputError
+from meshctl.yamlpath import line_index
 
 SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 
@@ -23,32 +24,6 @@ SCHEMAS_DIR = Path(__file__).resolve().parent / "schemas"
 def values_schema(kind: str) -> dict[str, Any]:
     """The JSON Schema of `kind` ('istio' or 'linkerd') values."""
     return json.loads((SCHEMAS_DIR / f"{kind}-values.schema.json").read_text(encoding="utf-8"))
-
-
-def _line_index(text: str) -> dict[tuple[str, ...], int]:
-    """Key path -> 1-based line of that key in a YAML mapping document (best effort)."""
-    import yaml
-
-    index: dict[tuple[str, ...], int] = {}
-    try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError:
-        return index
-
-    def walk(node: Any, path: tuple[str, ...]) -> None:
-        if isinstance(node, yaml.MappingNode):
-            for k, v in node.value:
-                key = str(k.value)
-                index[(*path, key)] = k.start_mark.line + 1
-                walk(v, (*path, key))
-        elif isinstance(node, yaml.SequenceNode):
-            for i, item in enumerate(node.value):
-                index[(*path, str(i))] = item.start_mark.line + 1
-                walk(item, (*path, str(i)))
-
-    if root is not None:
-        walk(root, ())
-    return index
 
 
 def load_values_file(path: str) -> tuple[dict[str, Any], dict[tuple[str, ...], int]]:
@@ -71,7 +46,7 @@ def load_values_file(path: str) -> tuple[dict[str, Any], dict[tuple[str, ...], i
         data = {}
     if not isinstance(data, dict):
         raise InputError(f"a values file must be a mapping of option names to values, not {type(data).__name__}", file=path)
-    return data, _line_index(text)
+    return data, line_index(text)
 
 
 def _describe(error: Any) -> str:
