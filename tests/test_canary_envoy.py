@@ -50,11 +50,9 @@ def _topology(canary_faults: dict) -> dict:
 
 
 def _mesh_dataset(tmp_path: Path, canary_faults: dict) -> tuple[Path, int]:
-    from meshctl.identity import workload_of
-    from meshctl.ingest import FileSource, ingest
-    from meshctl.mesh import Mesh, load_topology
+    from meshctl.ingest import ingest
+    from meshctl.mesh import Mesh, load_topology, log_sources
     from meshctl.parsers.accesslog import AccessLogParser
-    from meshctl.sources.files import expand_inputs
     from meshctl.store import Dataset
 
     topo = load_topology(_topology(canary_faults))
@@ -62,15 +60,8 @@ def _mesh_dataset(tmp_path: Path, canary_faults: dict) -> tuple[Path, int]:
         traffic = mesh.drive(requests=REQUESTS, concurrency=8, duration=120)
         mesh.stop()  # flushes the access-log files
         logs = list(mesh.access_logs("json"))
-    sources = []
-    for f in logs:
-        labels = {"app": f.app, **({"version": f.version} if f.version else {})}
-        if f.role == "gateway":
-            labels["istio"] = "ingressgateway"
-        for inp in expand_inputs([str(f.path)]):
-            sources.append(FileSource(inp, workload_of(pod=f.pod, namespace=f.namespace, labels=labels)))
     data = tmp_path / "data"
-    report = ingest(sources, AccessLogParser("auto"), Dataset(data), progress=False)
+    report = ingest(log_sources(logs), AccessLogParser("auto"), Dataset(data), progress=False)
     assert report.rows > REQUESTS, "every request leaves rows at several proxies"
     return data, traffic.requests
 

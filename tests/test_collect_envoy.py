@@ -10,11 +10,9 @@ from collections import Counter
 
 import pytest
 
-from meshctl.identity import workload_of
-from meshctl.ingest import FileSource, ingest
-from meshctl.mesh import Mesh, load_topology
+from meshctl.ingest import ingest
+from meshctl.mesh import Mesh, load_topology, log_sources
 from meshctl.parsers.accesslog import AccessLogParser
-from meshctl.sources.files import expand_inputs
 from meshctl.store import Dataset
 
 REQUESTS = 300
@@ -48,15 +46,8 @@ def mesh_run(tmp_path_factory, envoy_bin):
     datasets = {}
     reports = {}
     for fmt, files in logs.items():
-        sources = []
-        for f in files:
-            labels = {"app": f.app, **({"version": f.version} if f.version else {})}
-            if f.role == "gateway":
-                labels["istio"] = "ingressgateway"
-            reporter = workload_of(pod=f.pod, namespace=f.namespace, labels=labels)
-            sources += [FileSource(inp, reporter) for inp in expand_inputs([str(f.path)])]
         ds = Dataset(tmp / f"data-{fmt}")
-        reports[fmt] = ingest(sources, AccessLogParser("auto"), ds, progress=False)
+        reports[fmt] = ingest(log_sources(files), AccessLogParser("auto"), ds, progress=False)
         datasets[fmt] = ds.read()
     return {"result": result, "stats": stats, "logs": logs, "reports": reports, "df": datasets, "traces": traces}
 

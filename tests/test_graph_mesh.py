@@ -30,20 +30,12 @@ TOPOLOGY = {
 def collect(mesh, data: Path) -> Dataset:
     """The proxies' JSON access logs into a dataset, each file with its pod's identity (as
     `meshctl collect logs` does from Kubernetes node log paths)."""
-    from meshctl.identity import workload_of
-    from meshctl.ingest import FileSource, ingest
+    from meshctl.ingest import ingest
+    from meshctl.mesh import log_sources
     from meshctl.parsers.accesslog import AccessLogParser
-    from meshctl.sources.files import expand_inputs
 
-    sources = []
-    for f in mesh.access_logs("json"):
-        labels = {"app": f.app, **({"version": f.version} if f.version else {})}
-        if f.role == "gateway":
-            labels["istio"] = "ingressgateway"
-        for inp in expand_inputs([str(f.path)]):
-            sources.append(FileSource(inp, workload_of(pod=f.pod, namespace=f.namespace, labels=labels)))
     ds = Dataset(data)
-    report = ingest(sources, AccessLogParser("auto"), ds, progress=False)
+    report = ingest(log_sources(mesh.access_logs("json")), AccessLogParser("auto"), ds, progress=False)
     assert report.rows > 0 and not [s for s in report.sources if s.error]
     return ds
 

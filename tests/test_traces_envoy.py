@@ -35,11 +35,10 @@ REQUESTS = 40
 
 @pytest.mark.envoy
 def test_real_envoy_spans_match_access_logs(tmp_path, envoy_bin) -> None:
-    from meshctl.ingest import FileSource, ingest
-    from meshctl.mesh import Mesh, load_topology
+    from meshctl.ingest import ingest
+    from meshctl.mesh import Mesh, load_topology, log_sources
     from meshctl.parsers.accesslog import AccessLogParser
     from meshctl.parsers.traces import read_trace_file, trace_rows
-    from meshctl.sources.files import expand_inputs
     from meshctl.store import Dataset
 
     with Mesh(load_topology(TOPOLOGY), tmp_path / "mesh") as mesh:
@@ -53,17 +52,8 @@ def test_real_envoy_spans_match_access_logs(tmp_path, envoy_bin) -> None:
             if entries >= REQUESTS or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        from meshctl.identity import workload_of
-
-        sources = []
-        for f in mesh.access_logs("json"):
-            labels = {"app": f.app, **({"version": f.version} if f.version else {})}
-            if f.role == "gateway":
-                labels["istio"] = "ingressgateway"
-            for inp in expand_inputs([str(f.path)]):
-                sources.append(FileSource(inp, workload_of(pod=f.pod, namespace=f.namespace, labels=labels)))
         ds = Dataset(tmp_path / "logs")
-        ingest(sources, AccessLogParser("auto"), ds, progress=False)
+        ingest(log_sources(mesh.access_logs("json")), AccessLogParser("auto"), ds, progress=False)
 
     assert spans.rejects == [] and sent.requests == REQUESTS
     kinds = collections.Counter(spans.spans.column("kind").to_pylist())

@@ -32,6 +32,7 @@ Topology (meshctl.mesh.topology)
 Mesh (meshctl.mesh.runner)
     Mesh(topology, workdir, *, receiver=True, log_level="warning", telemetry_hook=None)  context manager
     .gateway_url, .drive(**drive_kwargs) -> TrafficResult, .flush_telemetry(), .access_logs(fmt=None)
+    log_sources(access_log_files) -> meshctl.ingest sources, each file with its proxy's identity
     .pods / .gateway (Pod: name, workload, app, version, role, envoy: EnvoyProcess, backend: BackendApp,
     inbound_port, outbound_ports, log_paths), .select(target), .set_faults(target, Faults|dict),
     .write_endpoints(), .receiver (OTLPReceiver), .manifest() (also written to WORKDIR/mesh.json)
@@ -66,7 +67,7 @@ Traffic (meshctl.mesh.traffic)
 from __future__ import annotations
 
 from meshctl.mesh.app import BackendApp, Call, Faults
-from meshctl.mesh.runner import AccessLogFile, Mesh, Pod, handle_sigterm
+from meshctl.mesh.runner import AccessLogFile, Mesh, Pod, handle_sigterm, log_sources
 from meshctl.mesh.topology import (
     ExternalSpec,
     GatewaySpec,
@@ -81,5 +82,5 @@ from meshctl.mesh.traffic import TrafficResult, drive
 __all__ = [
     "AccessLogFile", "BackendApp", "Call", "ExternalSpec", "Faults", "GatewaySpec", "Mesh", "Pod",
     "ServiceSpec", "TelemetrySpec", "Topology", "TrafficResult", "VersionSpec", "drive", "handle_sigterm",
-    "load_topology",
+    "load_topology", "log_sources",
 ]

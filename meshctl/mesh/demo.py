@@ -259,10 +259,9 @@ def _collect(stage: Stage, mesh: Any, out: Path, ctx: dict[str, Any]) -> None:
     _require("meshctl.ingest", "meshctl.identity", "meshctl.parsers.accesslog")
     import shutil
 
-    from meshctl.identity import workload_of
-    from meshctl.ingest import FileSource, ingest
+    from meshctl.ingest import ingest
+    from meshctl.mesh import log_sources
     from meshctl.parsers.accesslog import AccessLogParser
-    from meshctl.sources.files import expand_inputs
     from meshctl.store import Dataset
 
     data = out / "data"
@@ -271,13 +270,7 @@ def _collect(stage: Stage, mesh: Any, out: Path, ctx: dict[str, Any]) -> None:
     dataset = Dataset(data)
     # A sidecar's log does not say whose proxy wrote it: the pod (as Kubernetes would tell) does.
     # The JSON and TEXT files hold the same requests; the JSON ones are collected (they carry traceparent).
-    sources = []
-    for f in mesh.access_logs("json"):
-        labels = {"app": f.app, **({"version": f.version} if f.version else {})}
-        if f.role == "gateway":
-            labels["istio"] = "ingressgateway"
-        for inp in expand_inputs([str(f.path)]):
-            sources.append(FileSource(inp, workload_of(pod=f.pod, namespace=f.namespace, labels=labels)))
+    sources = log_sources(mesh.access_logs("json"))
     report = ingest(sources, AccessLogParser("auto"), dataset, progress=False)
     failed = [s for s in report.sources if s.error]
     if failed:

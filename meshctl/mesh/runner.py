@@ -13,11 +13,11 @@ import threading
 import time
 import urllib.error
 import uuid
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from meshctl.envoy import EnvoyProcess
 from meshctl.errors import InputError, MeshctlError
@@ -26,6 +26,10 @@ from meshctl.mesh.app import BackendApp, Faults, make_tracer
 from meshctl.mesh.telemetry import Collector, ProxyIdentity, apply_telemetry, proxy_env, runtime_overrides
 from meshctl.mesh.topology import PodSpec, Topology, load_topology
 from meshctl.mesh.traffic import TrafficResult, drive
+
+if TYPE_CHECKING:  # pragma: no cover
+    from meshctl.identity import Workload
+    from meshctl.ingest import FileSource
 
 LOG_FORMAT_NAMES = {"json": "istio-json", "text": "istio-text"}
 
@@ -42,6 +46,23 @@ class AccessLogFile:
     app: str
     version: str | None
     role: str            # sidecar | gateway
+
+    def reporter(self) -> Workload:
+        """Whose proxy wrote the file, with the labels Kubernetes would give its pod."""
+        from meshctl.identity import workload_of
+
+        labels = {"app": self.app, **({"version": self.version} if self.version else {})}
+        if self.role == "gateway":
+            labels["istio"] = "ingressgateway"
+        return workload_of(pod=self.pod, namespace=self.namespace, labels=labels)
+
+
+def log_sources(files: Iterable[AccessLogFile]) -> list[FileSource]:
+    """`meshctl.ingest` sources for access-log files, each with its proxy's identity."""
+    from meshctl.ingest import FileSource
+    from meshctl.sources.files import expand_inputs
+
+    return [FileSource(inp, f.reporter()) for f in files for inp in expand_inputs([str(f.path)])]
 
 
 @dataclass
