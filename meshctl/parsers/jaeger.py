@@ -21,17 +21,19 @@ from __future__ import annotations
 from typing import Any
 
 from meshctl.parsers.base import Reject
-from meshctl.parsers.spans import SpanResult, SpanTableBuilder, attr_fields, kind_name, normalize_id
+from meshctl.parsers.spans import (
+    SpanError,
+    SpanResult,
+    SpanTableBuilder,
+    attr_fields,
+    epoch_int,
+    kind_name,
+    normalize_id,
+)
 from meshctl.parsers.trace_detect import load_json
 
-MAX_MICROS = 253402300800 * 10**6  # 10000-01-01: beyond it a time is garbage, and it keeps int64 safe
 FORMAT = "jaeger"
 
-
-class SpanError(ValueError):
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 def parse_jaeger(data: bytes, *, file: str, source: str | None = None) -> SpanResult:
@@ -157,22 +159,6 @@ def _parent(sp: dict[str, Any], trace_id: str) -> str | None:
     return normalize_id(legacy) if legacy else None
 
 
-def _micros(v: Any, name: str) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise SpanError(f"expected microseconds, got {type(v).__name__}", name)
-    try:
-        n = int(v)
-    except ValueError:
-        raise SpanError(f"expected microseconds, got {v!r}", name) from None
-    if n < 0:
-        raise SpanError(f"negative value {n}", name)
-    if n >= MAX_MICROS:
-        raise SpanError(f"out of range: {n} (after the year 9999)", name)
-    return n
-
-
 def _span(sp: Any, trace: dict[str, Any], processes: dict[str, Any], cache: dict[str, dict[str, Any]], *,
           file: str, source: str, index: int) -> dict[str, Any]:
     if not isinstance(sp, dict):
@@ -225,3 +211,7 @@ def _span(sp: Any, trace: dict[str, Any], processes: dict[str, Any], cache: dict
         "record_line": index,
     })
     return row
+
+
+def _micros(v: Any, name: str) -> int | None:
+    return epoch_int(v, name, per_second=10**6, unit="epoch microseconds")

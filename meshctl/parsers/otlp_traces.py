@@ -27,29 +27,27 @@ from typing import Any, BinaryIO
 from meshctl.parsers.base import Reject
 from meshctl.parsers.spans import (
     ATTR_FIELDS,
+    END_OF_TIME_S,
     KEYMAP,
+    SpanError,
     SpanResult,
     SpanTableBuilder,
     attr_fields,
     concat_span_tables,
+    epoch_int,
     finish_span_table,
     kind_name,
     normalize_id,
 )
 from meshctl.parsers.trace_detect import load_json
 
-MAX_NANOS = 253402300800 * 10**9  # 10000-01-01; also keeps microseconds well inside int64
+MAX_NANOS = END_OF_TIME_S * 10**9  # also keeps microseconds well inside int64
 FORMAT_JSON = "otlp-json"
 FORMAT_PROTO = "otlp-proto"
 
 _STATUS = {"0": None, "1": "ok", "2": "error", "status_code_unset": None, "status_code_ok": "ok",
            "status_code_error": "error", "unset": None, "ok": "ok", "error": "error"}
 
-
-class SpanError(ValueError):
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
 
 
 # ---------------------------------------------------------------------------------------------
@@ -222,22 +220,6 @@ def _attr_items(attrs: Any, name: str) -> list[tuple[str, Any]]:
         if isinstance(kv, dict) and isinstance(kv.get("key"), str):
             out.append((kv["key"], any_value(kv.get("value"))))
     return out
-
-
-def _nanos(v: Any, name: str) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise SpanError(f"expected Unix nanoseconds, got {type(v).__name__}", name)
-    try:
-        n = int(v)
-    except ValueError:
-        raise SpanError(f"expected Unix nanoseconds, got {v!r}", name) from None
-    if n < 0:
-        raise SpanError(f"negative value {n}", name)
-    if n >= MAX_NANOS:
-        raise SpanError(f"out of range: {n} (after the year 9999)", name)
-    return n
 
 
 def _resource(rs: Any, builder: SpanTableBuilder, rejects: list[Reject], state: dict[str, int], *, file: str,
@@ -683,3 +665,7 @@ def _pivot(attrs, n: int) -> dict[str, Any]:
         flag[hit_rows] = True
         out[hint] = pa.array(flag)
     return out
+
+
+def _nanos(v: Any, name: str) -> int | None:
+    return epoch_int(v, name, per_second=10**9, unit="Unix nanoseconds")

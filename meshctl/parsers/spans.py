@@ -188,6 +188,35 @@ def kind_name(value: Any) -> str | None:
 _HEX = re.compile(r"[0-9a-fA-F]+")
 
 
+class SpanError(ValueError):
+    """A span field that cannot be read; `field` names it for the reject."""
+
+    def __init__(self, message: str, field: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+
+
+END_OF_TIME_S = 253402300800  # 10000-01-01: a later time is garbage (and it keeps int64 safe)
+
+
+def epoch_int(v: Any, name: str, *, per_second: int, unit: str) -> int | None:
+    """A non-negative integer time or duration in `unit` (1/per_second s), as trace formats write them
+    (numbers or numeric strings); anything else is a SpanError naming the field."""
+    if v is None:
+        return None
+    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
+        raise SpanError(f"expected {unit}, got {type(v).__name__}", name)
+    try:
+        n = int(v)
+    except ValueError:
+        raise SpanError(f"expected {unit}, got {v!r}", name) from None
+    if n < 0:
+        raise SpanError(f"negative value {n}", name)
+    if n >= END_OF_TIME_S * per_second:
+        raise SpanError(f"out of range: {n} (after the year 9999)", name)
+    return n
+
+
 def normalize_id(value: Any) -> str | None:
     """A trace/span id as lower-case hex: hex as written (Jaeger's dropped leading zeros restored to 16 or
     32 digits), or base64 (OTLP protobuf-JSON as Tempo and jsonpb write it) decoded. '' / all-zero → None."""

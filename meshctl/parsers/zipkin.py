@@ -24,10 +24,17 @@ from __future__ import annotations
 from typing import Any
 
 from meshctl.parsers.base import Reject
-from meshctl.parsers.spans import SpanResult, SpanTableBuilder, attr_fields, kind_name, normalize_id
+from meshctl.parsers.spans import (
+    SpanError,
+    SpanResult,
+    SpanTableBuilder,
+    attr_fields,
+    epoch_int,
+    kind_name,
+    normalize_id,
+)
 from meshctl.parsers.trace_detect import load_json
 
-MAX_MICROS = 253402300800 * 10**6  # 10000-01-01: beyond it a time is garbage, and it keeps int64 safe
 FORMAT = "zipkin"
 
 
@@ -75,11 +82,6 @@ def _sample(v: Any) -> str:
         return repr(v)[:512]
 
 
-class SpanError(ValueError):
-    def __init__(self, message: str, field: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-
 
 def _endpoint(ep: Any, name: str) -> dict[str, Any]:
     if ep is None:
@@ -92,22 +94,6 @@ def _endpoint(ep: Any, name: str) -> dict[str, Any]:
 def _ip_port(ep: dict[str, Any]) -> tuple[str | None, Any]:
     ip = ep.get("ipv4") or ep.get("ipv6")
     return ip, ep.get("port")
-
-
-def _micros(v: Any, name: str) -> int | None:
-    if v is None:
-        return None
-    if isinstance(v, bool) or not isinstance(v, (int, float, str)):
-        raise SpanError(f"expected epoch microseconds, got {type(v).__name__}", name)
-    try:
-        n = int(v)
-    except ValueError:
-        raise SpanError(f"expected epoch microseconds, got {v!r}", name) from None
-    if n < 0:
-        raise SpanError(f"negative value {n}", name)
-    if n >= MAX_MICROS:
-        raise SpanError(f"out of range: {n} (after the year 9999)", name)
-    return n
 
 
 def _span(sp: Any, *, file: str, source: str, index: int) -> dict[str, Any]:
@@ -178,3 +164,7 @@ def _mark_shared(rows: list[dict[str, Any]]) -> None:
     for r in rows:
         if r.get("kind") == "server" and not r.get("shared") and (r["trace_id"], r["span_id"]) in clients:
             r["shared"] = True
+
+
+def _micros(v: Any, name: str) -> int | None:
+    return epoch_int(v, name, per_second=10**6, unit="epoch microseconds")
