@@ -5,17 +5,15 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 import xml.etree.ElementTree as ET
-from pathlib import Path
 
 import networkx as nx
-import numpy as np
 import pytest
 
 from analyzers.graph import build_graph, from_dependency_links
 from meshctl.reports import graph_html, graph_render
+from tests.chromium import assert_self_contained, chromium, screenshot_stats
 from tests.test_graph import frame, row
 
 SVG_NS = "{http://www.w3.org/2000/svg}"
@@ -103,34 +101,10 @@ def test_large_real_topology_uses_sfdp(oracles_dir):
 
 
 # ---- HTML -------------------------------------------------------------------------------------
-def chromium(args: list[str], tmp_path: Path) -> subprocess.CompletedProcess:
-    exe = shutil.which("chromium-headless-shell") or shutil.which("chromium")
-    assert exe, "headless Chromium not found: run ./scripts/setup.sh (installs chromium-headless-shell)"
-    cmd = [exe, "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={tmp_path / 'profile'}", *args]
-    if Path(exe).name == "chromium":
-        cmd.insert(1, "--headless")
-    return subprocess.run(cmd, capture_output=True, timeout=120, check=False)
-
-
-def screenshot_stats(png: Path) -> tuple[tuple[int, int], int, int]:
-    """(size, pixels differing from white, distinct colours) of a screenshot."""
-    from PIL import Image
-
-    img = np.asarray(Image.open(png).convert("RGB")).astype(np.int16)
-    ink = int((np.abs(img - 255).sum(axis=2) > 30).sum())
-    colours = len(np.unique(img.reshape(-1, 3) // 16, axis=0))
-    return (img.shape[1], img.shape[0]), ink, colours
-
-
 def embedded_data(page: str) -> dict:
     m = re.search(r'<script type="application/json" id="graph-data">(.*?)</script>', page, re.S)
     assert m
     return json.loads(m.group(1))
-
-
-def assert_self_contained(page: str) -> None:
-    assert not re.search(r'(src|href)\s*=\s*["\']?(https?:)?//', page, re.I)
-    assert "<link" not in page.lower() and "@import" not in page and "url(http" not in page
 
 
 @pytest.mark.parametrize("with_graphviz", [True, False], ids=["graphviz", "builtin-layout"])

@@ -3,7 +3,7 @@
 Each subcommand: options -> config documents (meshctl or Kayenta canary config, `--metrics` arrays)
 -> cohorts of the requests table (`analyzers.canary.assign`) -> one judge call
 (`analyzers.canary.judge`) -> the chosen writer (`-o table|json`) plus optional report files
-(`--markdown`, `--junit`, `--plot`). Exit codes: 0 pass, 1 fail, 2 inconclusive (and marginal,
+(`--markdown`, `--junit`, `--plot`, `--html`). Exit codes: 0 pass, 1 fail, 2 inconclusive (and marginal,
 unless `--marginal pass`), 3 usage or input error. Heavy modules are imported only when a
 subcommand runs.
 """
@@ -38,6 +38,7 @@ def analyze() -> None:
           --since 30m --junit report.xml --markdown comment.md --plot canary.svg
       meshctl analyze canary --metrics prometheus-export.json --judge kayenta
       meshctl analyze bluegreen --service web --switch-at 2026-01-02T15:04:05Z --window 15m
+      meshctl analyze canary --service reviews --baseline version=v1 --canary version=v2 --html report.html
     """
 
 
@@ -81,6 +82,8 @@ def _common(f: Callable[..., Any]) -> Callable[..., Any]:
                      help="Also write a JUnit XML report (one test case per metric)."),
         click.option("--plot", "plot_file", metavar="FILE.svg|png", type=click.Path(dir_okay=False),
                      help="Also draw baseline vs canary latency distributions and error rates."),
+        click.option("--html", "html_file", metavar="FILE", type=click.Path(dir_okay=False),
+                     help="Also write one self-contained HTML report (verdict, metrics, plot, routes; works offline)."),
     ]
     for o in reversed(options):
         f = o(f)
@@ -151,7 +154,7 @@ def _run(kind: str, g: Globals, opts: dict[str, Any], labels: tuple[str, str]) -
         result = ac.judge_arrays(cfg, arrays)
     else:
         result = _judge_table(kind, g, opts, labels, cfg, kmetrics, arrays)
-    return _emit(result, opts)
+    return _emit(result, opts, command=_command_line(kind, g) if opts["html_file"] else None)
 
 
 def _configs(opts: dict[str, Any]) -> tuple[Any, list[Any], list[Any]]:
@@ -348,9 +351,36 @@ def _load_doc(path: str, option: str) -> tuple[Any, str]:
 
 # ---- output ----------------------------------------------------------------------------------------
 
-def _emit(result: Any, opts: dict[str, Any]) -> int:
+def _command_line(kind: str, g: Globals) -> str:
+    """The command that reproduces this run's figures (for the HTML report): the options given,
+    without the report files, and always the dataset."""
+    import shlex
+
+    ctx = click.get_current_context()
+    args = ["meshctl", "analyze", kind]
+    if g.namespace:
+        args += ["-n", g.namespace]
+    for p in ctx.command.params:
+        if not isinstance(p, click.Option) or not p.expose_value or p.name in _REPORT_OPTIONS:
+            continue
+        v = ctx.params.get(p.name)
+        if p.name != "data_dir" and (v is None or v is False or v == p.default):
+            continue
+        flag = max(p.opts, key=len)
+        args += [flag] if p.is_flag else [flag, str(v)]
+    return shlex.join(args)
+
+
+_REPORT_OPTIONS = {"output", "markdown_file", "junit_file", "plot_file", "html_file"}
+
+
+def _emit(result: Any, opts: dict[str, Any], command: str | None = None) -> int:
     from meshctl.output import dump_json, write_text
 
+    verdict = result.verdict
+    if verdict == "marginal":
+        verdict = opts["marginal_as"]
+    code = EXIT_BY_VERDICT[verdict]
     if opts["markdown_file"]:
         from meshctl.reports.canary_markdown import render_markdown
 
@@ -363,13 +393,19 @@ def _emit(result: Any, opts: dict[str, Any]) -> int:
         from meshctl.reports.canary_plot import plot
 
         plot(result, opts["plot_file"])
+    if opts["html_file"]:
+        from pathlib import Path
+
+        from meshctl.reports import canary_html
+
+        plot_file = opts["plot_file"]  # an SVG plot already drawn is reused
+        svg = (Path(plot_file).read_text(encoding="utf-8") if plot_file and plot_file.lower().endswith(".svg")
+               else canary_html.plot_svg(result))
+        write_text(canary_html.render_html(result, command=command, exit_code=code, plot_svg=svg), opts["html_file"])
     if opts["output"] == "json":
         write_text(dump_json(result.as_dict()))
     else:
         from meshctl.reports.canary_text import print_result
 
         print_result(result)
-    verdict = result.verdict
-    if verdict == "marginal":
-        verdict = opts["marginal_as"]
-    return EXIT_BY_VERDICT[verdict]
+    return code

@@ -148,6 +148,10 @@ def _print_summary(result: Any, con: Any) -> None:
     if names:
         con.print(f"written to {out}/: " + "  ".join(names) + "  (logs, spans, data: mesh/, data/)",
                   highlight=False)
+    if getattr(result, "report", None) is not None:
+        con.print(f"report: {result.report} (one page: verdict, traffic, graph, canary, suggestions)", highlight=False)
+    elif getattr(result, "report_error", None):
+        con.print(f"[yellow]no report.html[/yellow]: {result.report_error}", highlight=False)
     verdict = result.verdict or "no verdict"
     color = {"pass": "green", "fail": "red"}.get(result.verdict or "", "yellow")
     score = f", score {result.score:.0f}" if result.score is not None else ""

@@ -16,6 +16,7 @@ Output folder (default ./meshctl-demo/):
     canary.md, canary.json, canary.svg
     suggestions.yaml
     summary.json
+    report.html      the whole run on one self-contained page (meshctl.reports.demo_html)
 """
 
 from __future__ import annotations
@@ -70,6 +71,8 @@ class DemoResult:
     canary: Any = None
     suggestions: Any = None
     seconds: float = 0.0
+    report: Path | None = None          # report.html, once written
+    report_error: str | None = None     # why it was not
 
     @property
     def exit_code(self) -> int:
@@ -179,6 +182,7 @@ def run_demo(opts: DemoOptions, reporter: Reporter | None = None) -> DemoResult:
             if result.stage(n).status == "pending":
                 skip(n, why)
     result.seconds = time.monotonic() - t_start
+    _write_report(result, ctx)
     _write_summary(result)
     return result
 
@@ -470,6 +474,10 @@ def _write_summary(result: DemoResult) -> None:
         doc["traffic"] = {"requests": t.sent, "by_code": {str(k): v for k, v in sorted(t.by_code.items())},
                           "failures": t.failures, "seconds": round(t.seconds, 2), "p50_ms": t.percentile(50),
                           "p99_ms": t.percentile(99)}
+    if result.report is not None:
+        doc["report"] = str(result.report)
+    elif result.report_error:
+        doc["report_error"] = result.report_error
     if result.edges:
         doc["edges"] = [{"source": a, "destination": b, **{k: v for k, v in d.items() if _plain(v)}}
                         for a, b, d in result.edges]
@@ -480,22 +488,37 @@ def _plain(v: Any) -> bool:
     return isinstance(v, (str, int, float, bool)) or v is None
 
 
-def _chromium() -> str | None:
-    import shutil
+def canary_command(out: Path, namespace: str | None) -> str:
+    """`meshctl analyze canary` on the demo's dataset and config: the same judgment from the shell."""
+    import shlex
 
-    return shutil.which("chromium-headless-shell") or shutil.which("chromium")
+    return shlex.join(["meshctl", "analyze", "canary", "--data", str(out / "data"), *(["-n", namespace] if namespace
+                       else []), "--service", CANARY_SERVICE, "--baseline", "version=v1", "--canary", "version=v2",
+                       "--config", str(out / "canary-config.yaml")])
 
 
-def _screenshot(exe: str, url: str, png: Path, size: tuple[int, int], profile: Path) -> None:
-    import subprocess
+def _write_report(result: DemoResult, ctx: dict[str, Any]) -> None:
+    """report.html from this run's results and files (never a previous run's files left in the folder).
+    A failure here costs the run only its report: the summary says why."""
+    try:
+        from meshctl.reports.demo_html import output_files, render_demo_html
 
-    cmd = [exe, "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--user-data-dir={profile}",
-           f"--window-size={size[0]},{size[1]}", f"--screenshot={png}", url]
-    if Path(exe).name == "chromium":
-        cmd.insert(1, "--headless")
-    proc = subprocess.run(cmd, capture_output=True, timeout=120, check=False)
-    if proc.returncode != 0 or not png.exists():
-        raise MeshctlError(f"headless Chromium could not take {png.name}: {proc.stderr.decode(errors='replace')[-300:]}")
+        def own(stage: str, name: str) -> str | None:
+            path = result.out_dir / name
+            st = result.stage(stage)
+            return path.read_text(encoding="utf-8") if st.status == "ok" and path in st.files else None
+
+        svc = ctx["topology"].service(CANARY_SERVICE) if result.canary is not None else None
+        path = result.out_dir / "report.html"
+        path.write_text(render_demo_html(
+            result, graph=ctx.get("graph_versions"), graph_svg=own("graph", "graph-versions.svg"),
+            canary_svg=own("canary", "canary.svg"), checks=ctx.get("suggest_checks"),
+            canary_command=canary_command(result.out_dir, svc.namespace) if svc else None,
+            files=output_files(result)), encoding="utf-8")
+        result.report = path
+    except Exception as exc:  # the report must not hide the run's results
+        result.report_error = f"{type(exc).__name__}: {exc}"
+        (result.out_dir / "report.html").unlink(missing_ok=True)  # not a previous run's page in its place
 
 
 def _svg_size(svg: str, default: tuple[int, int]) -> tuple[int, int]:
@@ -505,9 +528,12 @@ def _svg_size(svg: str, default: tuple[int, int]) -> tuple[int, int]:
     return (int(float(m.group(1))) + 1, int(float(m.group(2))) + 1) if m else default
 
 
+REPORT_SHOT_SIZE = (1280, 2400)  # report.png: the verdict, traffic, graph and canary metrics
+
+
 def take_screenshots(result: DemoResult, *, summary_svg: str | None = None) -> tuple[list[Path], list[str]]:
-    """PNG pictures of a finished run for a README: the graph pages (headless Chromium), the canary
-    plot, and the terminal summary (`summary_svg`, recorded by the command). Returns files and notes."""
+    """PNG pictures of a finished run for a README: the graph pages and report.html (headless Chromium),
+    the canary plot, and the terminal summary (`summary_svg`, recorded by the command). Returns files and notes."""
     import tempfile
 
     shots_dir = result.out_dir / "screenshots"
@@ -519,21 +545,24 @@ def take_screenshots(result: DemoResult, *, summary_svg: str | None = None) -> t
 
         plot(result.canary, str(shots_dir / "canary.png"))
         files.append(shots_dir / "canary.png")
-    exe = _chromium()
+    from meshctl.reports.screenshot import NOT_FOUND, find_chromium, screenshot
+
+    exe = find_chromium()
     if exe is None:
-        notes.append("headless Chromium not found (scripts/setup.sh installs chromium-headless-shell): "
-                     "no graph.png / summary.png")
+        notes.append(f"{NOT_FOUND}: no graph.png / report.png / summary.png")
         return files, notes
     with tempfile.TemporaryDirectory(prefix="meshctl-chromium-") as profile:
-        for stem in ("graph", "graph-versions"):
-            page = result.out_dir / f"{stem}.html"
+        pages = [(f"{stem}.html", (1400, 820)) for stem in ("graph", "graph-versions")]
+        if result.report is not None:
+            pages.append((result.report.name, REPORT_SHOT_SIZE))
+        for name, size in pages:
+            page = result.out_dir / name
             if page.exists():
-                _screenshot(exe, page.resolve().as_uri(), shots_dir / f"{stem}.png", (1400, 820), Path(profile))
-                files.append(shots_dir / f"{stem}.png")
+                png = shots_dir / f"{page.stem}.png"
+                files.append(screenshot(page, png, size, profile=Path(profile), exe=exe))
         if summary_svg:
             svg = shots_dir / "summary.svg"
             svg.write_text(summary_svg, encoding="utf-8")
-            _screenshot(exe, svg.resolve().as_uri(), shots_dir / "summary.png", _svg_size(summary_svg, (1000, 700)),
-                        Path(profile))
-            files.append(shots_dir / "summary.png")
+            files.append(screenshot(svg, shots_dir / "summary.png", _svg_size(summary_svg, (1000, 700)),
+                                    profile=Path(profile), exe=exe))
     return files, notes
