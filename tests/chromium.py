@@ -24,7 +24,8 @@ def screenshot_stats(png: Path) -> tuple[tuple[int, int], int, int]:
 
     img = np.asarray(Image.open(png).convert("RGB")).astype(np.int16)
     ink = int((np.abs(img - 255).sum(axis=2) > 30).sum())
-    colours = len(np.unique(img.reshape(-1, 3) // 16, axis=0))
+    q = img // 16  # colours to 4 bits a channel, counted as one integer each (np.unique(axis=0) takes seconds)
+    colours = len(np.unique((q[..., 0] << 8) | (q[..., 1] << 4) | q[..., 2]))
     return (img.shape[1], img.shape[0]), ink, colours
 
 

@@ -135,6 +135,15 @@ def test_suggested_circuit_breaker_validates(demos):
     assert all(c["ok"] for c in checks.values())
 
 
+def test_report_html(demos, run_cli, tmp_path):
+    """report.html of both runs: self-contained, the verdict colour up top, every link to a file of the run,
+    and its canary command reproduces the judgment (the checks live in tests/test_reports_html.py)."""
+    from tests.test_reports_html import check_demo_report
+
+    check_demo_report(demos["faulty"][0], tmp_path / "faulty", run_cli)
+    check_demo_report(demos["healthy"][0], tmp_path / "healthy")
+
+
 def test_no_process_left_behind(demos):
     from meshctl.envoy import _LIVE
 

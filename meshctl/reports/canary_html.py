@@ -351,7 +351,7 @@ def _groups(result: Any) -> str:
         counts = ", ".join(f"{k} {v}" for k, v in sorted(g.counts.items()))
         rows.append([esc(g.name), esc(f"{g.score:.4g}") + (" <small>(no data)</small>" if g.no_data else ""),
                      esc(f"{g.weight:.3g}%"), esc(counts or "–")])
-    return intro + table(["group", "score", "weight", "metrics"], rows, numeric={1, 2})
+    return intro + table(["group", "score", "weight", "metrics"], rows, cls="narrow", numeric={1, 2})
 
 
 def _plot(svg: str | None, prefix: str) -> str:
