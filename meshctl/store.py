@@ -10,6 +10,17 @@ Each collection appends new part files (never rewrites old ones). Rows are dedup
 by a key over (record_kind, direction, reporter, request_id, span_id, trace_id, timestamp,
 upstream_host): the same log collected twice lands once, while the client-side and server-side
 rows of one request (same request id, different direction) both stay.
+
+The key (`dedup_keys`) is compared with keys stored by earlier collections, so its definition is
+fixed, whatever the library versions: each value is hashed on its own (strings: SipHash-2-4 of the
+UTF-8 bytes with pandas' documented default key, then the splitmix64 finalizer, i.e.
+`pandas.util.hash_array`; timestamps: the finalizer over the int64 microseconds; null: 2**64-1) and
+the columns are combined in KEY_COLUMNS order as CPython's tuple hash does (pandas'
+`hash_pandas_object(index=False)`, the function earlier versions called on the whole frame).
+
+Part files are written for speed: LZ4, dictionary pages only for the columns that repeat (the
+identity, status and provenance columns, not ids or addresses), statistics only for `timestamp`
+(the one column reads filter on).
 """
 
 from __future__ import annotations
@@ -56,17 +67,60 @@ class AppendResult:
     parts: list[str] = field(default_factory=list)
 
 
-def dedup_keys(table: pa.Table) -> pa.Array:
-    """A uint64 hash per row over KEY_COLUMNS (nulls hash as a fixed value)."""
+# Key columns whose values are mostly distinct: hashed value by value, without a dictionary pass.
+_DISTINCT_KEY_COLUMNS = frozenset({"request_id", "span_id", "trace_id"})
+_NULL_HASH = 2**64 - 1
+# Columns whose values repeat (few distinct values per part): dictionary-encoded in Parquet.
+# The others (ids, addresses, numbers, times) are written plain: a dictionary would be dropped anyway.
+_PLAIN_COLUMNS = frozenset({"timestamp", "duration_ms", "upstream_service_time_ms", "bytes_received", "bytes_sent",
+                            "downstream_remote_address", "trace_id", "span_id", "parent_span_id", "request_id",
+                            "record_line", "_key"})
+WRITE_OPTIONS: dict[str, Any] = {"compression": "lz4", "write_statistics": ["timestamp"]}
+
+
+def _value_hashes(col: pa.Array | pa.ChunkedArray, distinct: bool) -> Any:
+    """uint64 hash of every value of one key column (see the module docstring)."""
+    import numpy as np
     import pandas as pd
     import pyarrow as pa
 
-    cols = {}
-    for name in KEY_COLUMNS:
-        col = table.column(name)
-        cols[name] = col.cast(pa.int64()) if name == "timestamp" else col
-    frame = pa.table(cols).to_pandas()
-    return pa.array(pd.util.hash_pandas_object(frame, index=False).to_numpy(), type=pa.uint64())
+    if isinstance(col, pa.ChunkedArray):
+        col = col.combine_chunks()
+    n = len(col)
+    if col.null_count == n:
+        return np.full(n, _NULL_HASH, dtype=np.uint64)
+    if pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type):
+        out = pd.util.hash_array(col.cast(pa.int64()).fill_null(0).to_numpy())
+        nulls = col.is_null()
+    elif distinct:
+        out = pd.util.hash_array(col.fill_null("").to_numpy(zero_copy_only=False), categorize=False)
+        nulls = col.is_null()
+    else:
+        # Repeated values: hash each distinct value once.
+        enc = col.dictionary_encode()
+        hashed = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False), categorize=False)
+        out = hashed.take(enc.indices.fill_null(0).to_numpy()) if len(hashed) else np.zeros(n, dtype=np.uint64)
+        nulls = enc.indices.is_null()
+    if col.null_count:
+        out[nulls.to_numpy(zero_copy_only=False)] = _NULL_HASH
+    return out
+
+
+def dedup_keys(table: pa.Table) -> pa.Array:
+    """A uint64 hash per row over KEY_COLUMNS (see the module docstring: stable across versions)."""
+    import numpy as np
+    import pyarrow as pa
+
+    # CPython's tuple hash combination (as pandas.core.util.hashing.combine_hash_arrays), pinned here.
+    out = np.full(table.num_rows, 0x345678, dtype=np.uint64)
+    mult = np.uint64(1000003)
+    n = len(KEY_COLUMNS)
+    for i, name in enumerate(KEY_COLUMNS):
+        out ^= _value_hashes(table.column(name), name in _DISTINCT_KEY_COLUMNS)
+        out *= mult
+        mult += np.uint64(82520 + 2 * (n - i))
+    out += np.uint64(97531)
+    return pa.array(out, type=pa.uint64())
 
 
 class Dataset:
@@ -139,26 +193,21 @@ class Dataset:
             if keys is None:
                 keys = dedup_keys(tbl)
             if dedup:
-                np_keys = keys.to_numpy()
-                # First occurrence within this batch, and not stored before.
-                _, first_idx = np.unique(np_keys, return_index=True)
-                keep = np.zeros(len(np_keys), dtype=bool)
-                keep[first_idx] = True
-                if len(seen):
-                    pos = np.minimum(np.searchsorted(seen, np_keys), len(seen) - 1)
-                    keep &= seen[pos] != np_keys
-                dropped = int((~keep).sum())
-                if dropped:
+                keep, new_sorted = _first_unseen(keys.to_numpy(), seen)
+                if keep is not None:
+                    dropped = int((~keep).sum())
                     mask = pa.array(keep)
                     tbl, keys = tbl.filter(mask), pc.filter(keys, mask)
-                result.duplicates += dropped
+                    result.duplicates += dropped
                 # Both runs are sorted: the stable (merge) sort joins them in linear time.
-                seen = np.sort(np.concatenate([seen, np.sort(keys.to_numpy())]), kind="stable")
+                seen = np.sort(np.concatenate([seen, new_sorted]), kind="stable") if len(seen) else new_sorted
             if tbl.num_rows == 0:
                 continue
             part = self.requests_dir / f"part-{stamp}-{collection_id}-{i:05d}.parquet"
             tmp = part.with_suffix(".tmp")
-            pq.write_table(tbl.append_column("_key", keys), tmp, compression="zstd")
+            out = tbl.append_column("_key", keys)
+            pq.write_table(out, tmp, use_dictionary=[c for c in out.column_names if c not in _PLAIN_COLUMNS],
+                           **WRITE_OPTIONS)
             tmp.rename(part)  # readers never see half-written parts
             result.rows += tbl.num_rows
             result.parts.append(part.name)
@@ -297,6 +346,28 @@ class Dataset:
             "time_range": [tr[0].isoformat(), tr[1].isoformat()] if tr else None,
             "bytes": sum(p.stat().st_size for p in parts),
         }
+
+
+def _first_unseen(keys: Any, seen: Any) -> tuple[Any, Any]:
+    """(mask of the rows to keep — first occurrence in `keys`, not in the sorted `seen` — or None when
+    all are kept, the kept keys sorted)."""
+    import numpy as np
+
+    ordered = np.sort(keys)
+    repeated = bool(len(ordered) > 1 and (ordered[1:] == ordered[:-1]).any())
+    stored = False
+    if len(seen):
+        pos = np.minimum(np.searchsorted(seen, ordered), len(seen) - 1)
+        stored = bool((seen[pos] == ordered).any())
+    if not repeated and not stored:
+        return None, ordered  # the usual case: nothing collected before, no repeats
+    _, first_idx = np.unique(keys, return_index=True)
+    keep = np.zeros(len(keys), dtype=bool)
+    keep[first_idx] = True
+    if stored:
+        pos = np.minimum(np.searchsorted(seen, keys), len(seen) - 1)
+        keep &= seen[pos] != keys
+    return keep, np.sort(keys[keep])
 
 
 def _stored_schema():
