@@ -101,6 +101,10 @@ def ci(m: Any) -> str:
     if m.kind == "proportion" or (m.kind == "quantile" and m.test != "rank-sum"):
         return f"[{lo * 100:+.3g}, {hi * 100:+.3g}] pp"
     unit = f" {m.unit}" if m.unit and m.unit != "ratio" else ""
+    # The interval's ends come from a root search (tolerance 1e-4): an end a thousand times smaller
+    # than the other is zero at the interval's own precision, not 3.071e-06.
+    scale = max(abs(lo), abs(hi))
+    lo, hi = (0.0 if abs(x) < 1e-3 * scale else x for x in (lo, hi))
     return f"[{num(lo)}, {num(hi)}]{unit}"
 
 
