@@ -211,6 +211,11 @@ class _Counting:
         self.read_bytes += len(data)
         return data
 
+    @property
+    def plain_file(self) -> Any:
+        """The file object itself (lets the block reader see an uncompressed regular file)."""
+        return self._s
+
     def position(self) -> int:
         inner = getattr(self._s, "fileobj", None)  # GzipFile: where we are in the compressed file
         try:

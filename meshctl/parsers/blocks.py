@@ -13,9 +13,12 @@ encoding is one reject.
 from __future__ import annotations
 
 import codecs
+import io
+import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from meshctl.sources.files import MAX_LINE_BYTES
 
@@ -102,8 +105,25 @@ class _Utf16ToUtf8:
         return out
 
 
+_PEEK = 1 << 16
+
+
+def _plain_fd(stream: BinaryIO) -> tuple[int, Any] | None:
+    """(fd, file) when `stream` reads an uncompressed regular file (directly or through a wrapper that
+    says so with `plain_file`), so reads can be cut at line ends; None otherwise."""
+    f = getattr(stream, "plain_file", stream)
+    if not isinstance(f, io.BufferedReader):
+        return None
+    try:
+        fd = f.fileno()
+        return (fd, f) if stat.S_ISREG(os.fstat(fd).st_mode) and f.seekable() else None
+    except (OSError, ValueError):
+        return None
+
+
 def _reader(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
-    head = stream.read(block_bytes)
+    plain = _plain_fd(stream)
+    head = stream.read(_line_cut(plain, block_bytes))
     if head.startswith(codecs.BOM_UTF8):
         head = head[len(codecs.BOM_UTF8):]
     elif head.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
@@ -116,20 +136,38 @@ def _reader(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
     if head:
         yield head
     while True:
-        chunk = stream.read(block_bytes)
+        chunk = stream.read(_line_cut(plain, block_bytes))
         if not chunk:
             return
         yield chunk
 
 
+def _line_cut(plain: tuple[int, Any] | None, size: int) -> int:
+    """How much to read so that the chunk ends at a line end (regular files: a peek at the bytes
+    around `size` with pread), so that blocks are the chunks read, not copies of them."""
+    if plain is None or size <= _PEEK:
+        return size
+    fd, f = plain
+    try:
+        tail = os.pread(fd, _PEEK, f.tell() + size - _PEEK)
+    except OSError:
+        return size
+    nl = tail.rfind(b"\n")
+    if len(tail) < _PEEK or nl < 0:
+        return size  # near the end of the file, or a very long line: the chunk is cut by copying
+    return size - _PEEK + nl + 1
+
+
 def count_byte(data: bytes, byte: int, start: int = 0, end: int | None = None) -> int:
     """How many times `byte` occurs in data[start:end] (numpy: runs without holding the GIL, so
-    other threads parse meanwhile)."""
+    other threads parse meanwhile; in slices that stay in cache, with no large temporary)."""
     import numpy as np
 
     view = np.frombuffer(data, dtype=np.uint8)[start:end]
-    return int(np.count_nonzero(view == byte)) if len(view) > 65536 else data.count(bytes((byte,)), start,
-                                                                                      len(data) if end is None else end)
+    if len(view) <= 65536:
+        return data.count(bytes((byte,)), start, len(data) if end is None else end)
+    step = 1 << 18
+    return sum(int(np.count_nonzero(view[i:i + step] == byte)) for i in range(0, len(view), step))
 
 
 def _split_long(data: bytes, first: int, limit: int) -> Iterator[Block | LongLine]:

@@ -137,6 +137,10 @@ def _numbers(arr: pa.Array, target: pa.DataType, rx: str, bad: _Bad, key: str, c
         t = arr.type
     if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_boolean(t):
         if pa.types.is_floating(t) and pa.types.is_integer(target):
+            try:  # whole numbers in range (the usual case): one checked cast
+                return arr.cast(target)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                pass
             frac = pc.not_equal(pc.floor(arr), arr)
             bad.add(frac, key, column, arr)
             return pc.cast(pc.if_else(frac.fill_null(False), pa.scalar(None, t), arr), target, safe=False)
@@ -437,6 +441,9 @@ def _convert(key: str, f: Field, arr: pa.Array, bad: _Bad) -> dict[str, pa.Array
         target = pa.int64()
         x = _numbers(arr, target, INT_RX, bad, key, col)
         lo, hi = _INT32.get(col, (0, 2**62))
+        mm = pc.min_max(x).as_py()
+        if mm["min"] is None or (mm["min"] >= lo and mm["max"] <= hi):
+            return {col: x}
         out_of_range = pc.or_(pc.less(x, lo), pc.greater(x, hi))
         bad.add(out_of_range, key, col, x, "value (out of range)")
         if pc.any(out_of_range).as_py():
