@@ -162,12 +162,13 @@ def conform_arrow(table: pa.Table) -> pa.Table:
     import pyarrow as pa
 
     schema = arrow_schema()
-    extra = set(table.column_names) - set(COLUMN_NAMES)
+    names = set(table.column_names)
+    extra = names - set(COLUMN_NAMES)
     if extra:
         raise ValueError(f"columns not in the requests table schema: {sorted(extra)}")
     arrays = []
     for field in schema:
-        if field.name in table.column_names:
+        if field.name in names:
             col = table.column(field.name)
             if not col.type.equals(field.type):
                 col = col.cast(field.type)

@@ -185,7 +185,7 @@ class _FileState:
                 lines_cache = [ln[:-1] if ln.endswith(b"\r") else ln for ln in data.split(b"\n")[:-1]]
             return lines_cache
 
-        retry: list[int] = list(range(count))
+        retry: list[int] | range = range(count)
         fast_rows = 0
         if fast is not None:
             retry = fast.retry

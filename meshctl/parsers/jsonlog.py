@@ -219,11 +219,15 @@ class JsonFormat:
         text = [k for k, t in schema.items() if t == pl.String]
         if text and _odd_strings(pl, df, text, data, count):
             return None
-        tbl = df.select([k for k in schema if k in self._types]).to_arrow()
+        # Arrow string views share polars' buffers (no copy, so polars does not hold the GIL copying);
+        # Arrow's cast builds the string columns, as the Arrow reader would have returned them.
+        tbl = df.select([k for k in schema if k in self._types]).to_arrow(compat_level=pl.CompatLevel.newest())
         columns = {}
         for name in tbl.column_names:
-            col = tbl.column(name).combine_chunks()
-            if pa.types.is_large_string(col.type):
+            col = tbl.column(name)
+            col = col.chunk(0) if col.num_chunks == 1 else col.combine_chunks()
+            if not pa.types.is_string(col.type) and (pa.types.is_string_view(col.type)
+                                                      or pa.types.is_large_string(col.type)):
                 col = col.cast(pa.string())
             columns[name] = col
         return BlockRaw(columns, np.arange(count, dtype=np.int64))
@@ -264,13 +268,6 @@ def _polars() -> Any:
     """polars, imported on first use (None if it is not installed: the Arrow reader does it all)."""
     global _POLARS
     if _POLARS is None:
-        import os
-        import sys
-
-        if "polars" not in sys.modules:
-            # Blocks are parsed by our own threads, one per core: polars' pool would only compete
-            # with them (its idle workers spin), so a polars that meshctl loads reads on one thread.
-            os.environ.setdefault("POLARS_MAX_THREADS", "1")
         try:
             import polars
         except ImportError:
