@@ -313,12 +313,15 @@ class Identity:
         return self.pods.by_ip.get(ip)
 
     # ---- the table ------------------------------------------------------------------------
-    def enrich(self, table: pa.Table) -> pa.Table:
+    def enrich(self, table: pa.Table, *, encoded: bool = False) -> pa.Table:
         """Fill identity columns (nulls only), drop auxiliary inputs, conform to the requests table.
 
         Rows are grouped by the distinct combinations of the few values identity depends on
         (reporter, cluster, SNI, authority host, peer IPs, principal namespace): the rules run
         once per combination, typically a few hundred for a million rows.
+
+        `encoded=True` (the collection pipeline, on its way to Dataset.append): computed columns stay
+        dictionary-encoded (a value per combination, an index per row) and the table is not conformed.
         """
         import numpy as np
         import pyarrow as pa
@@ -376,17 +379,21 @@ class Identity:
             distinct = set(values)
             if distinct == {None}:
                 continue
+            fills = cur is None or cur.null_count == n
+            if encoded and fills:
+                out[k] = _encoded(values, inverse.ravel())
+                continue
             if len(distinct) == 1:
                 computed = pa.repeat(pa.scalar(values[0], pa.string()), n)
             else:
                 if inv is None:
                     inv = pa.array(inverse.ravel())
                 computed = pa.array(values, type=pa.string()).take(inv)
-            out[k] = computed if cur is None or cur.null_count == n else pc.coalesce(cur, computed)
+            out[k] = computed if fills else pc.coalesce(cur, computed)
         keep = [c for c in table.column_names if c not in AUX_COLUMNS and c not in out]
         result = {c: table.column(c) for c in keep}
         result.update(out)
-        return rt.conform_arrow(pa.table(result))
+        return pa.table(result) if encoded else rt.conform_arrow(pa.table(result))
 
     def _rules(self, r: Workload, given_dir: str | None, cluster: ClusterInfo, sni: ClusterInfo,
                auth_host: str | None, dla_service: str | None, up_peer: Workload | None,
@@ -435,6 +442,19 @@ _OUTPUT_COLUMNS = (
     "destination_service", "destination_workload", "destination_namespace", "destination_app",
     "destination_version", "destination_subset", "destination_cluster", "destination_kind",
 )
+
+
+def _encoded(values: list[str | None], inverse: Any) -> pa.Array:
+    """Per-combination values (None = null) and each row's combination → a dictionary array."""
+    import numpy as np
+    import pyarrow as pa
+
+    index: dict[str, int] = {}
+    codes = np.array([-1 if v is None else index.setdefault(v, len(index)) for v in values], dtype=np.int32)
+    rows = codes[inverse]
+    nulls = rows < 0
+    indices = pa.array(rows, type=pa.int32(), mask=nulls if nulls.any() else None)
+    return pa.DictionaryArray.from_arrays(indices, pa.array(list(index), type=pa.string()))
 
 
 def _put(out: dict[str, str | None], side: str, w: Workload) -> None:

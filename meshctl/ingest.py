@@ -41,7 +41,7 @@ from meshctl.errors import MeshctlError
 from meshctl.identity import Identity, Workload, workload_of
 from meshctl.parsers.base import ParseResult, Reject
 from meshctl.sources.files import InputFile, expand_inputs
-from meshctl.store import AppendResult, Dataset, SourceSummary
+from meshctl.store import AppendResult, Dataset, SourceSummary, concat_storage
 
 if TYPE_CHECKING:  # pragma: no cover
     import pyarrow as pa
@@ -264,12 +264,12 @@ def ingest(
 
     def prepare(ident: Identity, res: ParseResult) -> pa.Table | None:
         """Identity and dedup keys of one parsed batch (in the `prepare` pool, off the writer's thread)."""
-        from meshctl.store import dedup_keys
+        from meshctl.store import dedup_keys, storage_conform
 
         if not res.table.num_rows:
             return None
-        table = ident.enrich(res.table)
-        return table.append_column("_key", dedup_keys(table))
+        table = ident.enrich(res.table, encoded=True)
+        return storage_conform(table.append_column("_key", dedup_keys(table)))
 
     def work(idx: int) -> None:
         src = sources[idx]
@@ -308,8 +308,6 @@ def ingest(
                     label=f"collecting {len(sources)} {label}")
 
     def tables() -> Iterator[pa.Table]:
-        import pyarrow as pa
-
         feeder = threading.Thread(target=run_workers, name="meshctl-ingest-pool", daemon=True)
         feeder.start()
         buffered: list[pa.Table] = []
@@ -349,10 +347,10 @@ def ingest(
                     buffered.append(table)
                     nrows += table.num_rows
                 if nrows >= batch_rows:
-                    yield pa.concat_tables(buffered)
+                    yield concat_storage(buffered)
                     buffered, nrows = [], 0
             if buffered:
-                yield pa.concat_tables(buffered)
+                yield concat_storage(buffered)
         finally:
             stop.set()
             # Unblock workers waiting on a full queue so the pool can finish.

@@ -75,7 +75,58 @@ _NULL_HASH = 2**64 - 1
 _PLAIN_COLUMNS = frozenset({"timestamp", "duration_ms", "upstream_service_time_ms", "bytes_received", "bytes_sent",
                             "downstream_remote_address", "trace_id", "span_id", "parent_span_id", "request_id",
                             "record_line", "_key"})
-WRITE_OPTIONS: dict[str, Any] = {"compression": "lz4", "write_statistics": ["timestamp"]}
+# The Arrow schema is not stored: columns are read as the requests table says (Dataset.arrow), so a
+# column written from a dictionary array reads back as plain strings.
+WRITE_OPTIONS: dict[str, Any] = {"compression": "lz4", "write_statistics": ["timestamp"], "store_schema": False}
+
+
+def storage_conform(table: pa.Table) -> pa.Table:
+    """Like analyzers.table.conform_arrow (columns, order, types), except that a string column may stay
+    dictionary-encoded, as the writer takes it without hashing every value again."""
+    import pyarrow as pa
+
+    schema = rt.arrow_schema()
+    names = set(table.column_names) - {"_key"}
+    extra = names - set(rt.COLUMN_NAMES)
+    if extra:
+        raise ValueError(f"columns not in the requests table schema: {sorted(extra)}")
+    arrays, fields = [], []
+    for f in schema:
+        if f.name not in names:
+            col: Any = pa.nulls(table.num_rows, type=f.type)
+        else:
+            col = table.column(f.name)
+            t = col.type
+            if not t.equals(f.type) and not (pa.types.is_dictionary(t) and t.value_type.equals(f.type)
+                                             and pa.types.is_string(f.type)):
+                col = col.cast(f.type)
+        arrays.append(col)
+        fields.append(pa.field(f.name, col.type))
+    if "_key" in table.column_names:
+        arrays.append(table.column("_key"))
+        fields.append(pa.field("_key", pa.uint64()))
+    return pa.Table.from_arrays(arrays, schema=pa.schema(fields))
+
+
+def concat_storage(tables: Sequence[pa.Table]) -> pa.Table:
+    """Concatenate storage-conformed tables (see storage_conform): a column that is dictionary-encoded
+    in every table keeps one dictionary for the batch, otherwise it becomes plain strings."""
+    import pyarrow as pa
+
+    if len(tables) == 1:
+        return tables[0].unify_dictionaries()
+    first = tables[0].schema
+    if all(t.schema.equals(first) for t in tables[1:]):
+        return pa.concat_tables(tables).unify_dictionaries()
+    mixed = {f.name for t in tables for f in t.schema if not f.type.equals(first.field(f.name).type)}
+    fixed = []
+    for t in tables:
+        for name in mixed:
+            i = t.schema.get_field_index(name)
+            if pa.types.is_dictionary(t.schema.field(i).type):
+                t = t.set_column(i, name, t.column(i).cast(t.schema.field(i).type.value_type))
+        fixed.append(t)
+    return pa.concat_tables(fixed).unify_dictionaries()
 
 
 def _value_hashes(col: pa.Array | pa.ChunkedArray, distinct: bool) -> Any:
@@ -85,11 +136,16 @@ def _value_hashes(col: pa.Array | pa.ChunkedArray, distinct: bool) -> Any:
     import pyarrow as pa
 
     if isinstance(col, pa.ChunkedArray):
-        col = col.combine_chunks()
+        col = col.combine_chunks() if col.num_chunks != 1 else col.chunk(0)
     n = len(col)
     if col.null_count == n:
         return np.full(n, _NULL_HASH, dtype=np.uint64)
-    if pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type):
+    if pa.types.is_dictionary(col.type):
+        # Already one entry per distinct value (and nulls in the indices).
+        hashed = pd.util.hash_array(col.dictionary.to_numpy(zero_copy_only=False), categorize=False)
+        out = hashed.take(col.indices.fill_null(0).to_numpy()) if len(hashed) else np.zeros(n, dtype=np.uint64)
+        nulls = col.indices.is_null()
+    elif pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type):
         out = pd.util.hash_array(col.cast(pa.int64()).fill_null(0).to_numpy())
         nulls = col.is_null()
     elif distinct:
@@ -112,11 +168,16 @@ def dedup_keys(table: pa.Table) -> pa.Array:
     import pyarrow as pa
 
     # CPython's tuple hash combination (as pandas.core.util.hashing.combine_hash_arrays), pinned here.
-    out = np.full(table.num_rows, 0x345678, dtype=np.uint64)
+    rows = table.num_rows
+    names = set(table.column_names)
+    out = np.full(rows, 0x345678, dtype=np.uint64)
     mult = np.uint64(1000003)
     n = len(KEY_COLUMNS)
     for i, name in enumerate(KEY_COLUMNS):
-        out ^= _value_hashes(table.column(name), name in _DISTINCT_KEY_COLUMNS)
+        if name in names:
+            out ^= _value_hashes(table.column(name), name in _DISTINCT_KEY_COLUMNS)
+        else:  # a column the table does not have yet: all null
+            out ^= np.uint64(_NULL_HASH)
         out *= mult
         mult += np.uint64(82520 + 2 * (n - i))
     out += np.uint64(97531)
@@ -189,7 +250,7 @@ class Dataset:
                 # Keys computed by the caller (dedup_keys, e.g. in ingest's worker threads).
                 keys = tbl.column("_key").combine_chunks().cast(pa.uint64())
                 tbl = tbl.drop_columns(["_key"])
-            tbl = rt.conform_arrow(tbl)
+            tbl = storage_conform(tbl).unify_dictionaries()
             if keys is None:
                 keys = dedup_keys(tbl)
             if dedup:

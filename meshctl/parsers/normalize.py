@@ -529,10 +529,11 @@ def normalize(
         columns = {c: pc.filter(a, keep) for c, a in columns.items()}
         lines = lines[~drop]
     m = len(lines)
-    columns["record_kind"] = pa.repeat(pa.scalar(kind, pa.string()), m)
-    columns["record_format"] = pa.repeat(pa.scalar(fmt, pa.string()), m)
-    columns["record_source"] = pa.repeat(pa.scalar(source or file, pa.string()), m)
-    columns["record_file"] = pa.repeat(pa.scalar(file, pa.string()), m)
+    # One value for the whole batch: dictionary-encoded, never repeated row by row (a path can be long).
+    zeros = pa.array(np.zeros(m, dtype=np.int32))
+    for col, value in (("record_kind", kind), ("record_format", fmt), ("record_source", source or file),
+                       ("record_file", file)):
+        columns[col] = pa.DictionaryArray.from_arrays(zeros, pa.array([value], type=pa.string()))
     columns["record_line"] = pa.array(lines, type=pa.int64())
     names = [c for c in rt.COLUMN_NAMES if c in columns] + [c for c in AUX_COLUMNS if c in columns]
     return pa.table({c: columns[c] for c in names}), rejects
