@@ -57,7 +57,7 @@ class AccessLogParser:
         format: str = "auto",
         format_string: str | None = None,
         *,
-        block_bytes: int = BLOCK_BYTES,
+        block_bytes: int | None = None,
         max_line_bytes: int = MAX_LINE_BYTES,
         threads: int = 2,
     ) -> None:
@@ -67,7 +67,7 @@ class AccessLogParser:
             make_format(format, format_string)  # fail early on a bad name or format string
         self.format = format
         self.format_string = format_string
-        self.block_bytes = block_bytes
+        self.block_bytes = block_bytes  # None: the format's own size (JSON lines: larger blocks), else BLOCK_BYTES
         self.max_line_bytes = max_line_bytes
         self.threads = max(1, threads)
 
@@ -89,7 +89,12 @@ class AccessLogParser:
                 yield x.result() if isinstance(x, Future) else x
 
         try:
-            for item in iter_blocks(stream, block_bytes=self.block_bytes, max_line_bytes=self.max_line_bytes):
+            def size() -> int:
+                if self.block_bytes is not None:
+                    return self.block_bytes
+                return getattr(state.fmt, "block_bytes", BLOCK_BYTES) if state.fmt is not None else BLOCK_BYTES
+
+            for item in iter_blocks(stream, block_bytes=size, max_line_bytes=self.max_line_bytes):
                 if isinstance(item, LongLine):
                     reason = f"line longer than {self.max_line_bytes} bytes ({item.size_hint}+ bytes); skipped"
                     pending.append(state.result(None, [Reject.of(file, item.line, reason, item.head)], lines=1))

@@ -16,7 +16,7 @@ import codecs
 import io
 import os
 import stat
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO
 
@@ -121,8 +121,9 @@ def _plain_fd(stream: BinaryIO) -> tuple[int, Any] | None:
         return None
 
 
-def _reader(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
+def _reader(stream: BinaryIO, size: Callable[[], int]) -> Iterator[bytes]:
     plain = _plain_fd(stream)
+    block_bytes = size()
     head = stream.read(_line_cut(plain, block_bytes))
     if head.startswith(codecs.BOM_UTF8):
         head = head[len(codecs.BOM_UTF8):]
@@ -136,7 +137,7 @@ def _reader(stream: BinaryIO, block_bytes: int) -> Iterator[bytes]:
     if head:
         yield head
     while True:
-        chunk = stream.read(_line_cut(plain, block_bytes))
+        chunk = stream.read(_line_cut(plain, size()))
         if not chunk:
             return
         yield chunk
@@ -196,13 +197,15 @@ def _split_long(data: bytes, first: int, limit: int) -> Iterator[Block | LongLin
 
 
 def iter_blocks(
-    stream: BinaryIO, *, block_bytes: int = BLOCK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
+    stream: BinaryIO, *, block_bytes: int | Callable[[], int] = BLOCK_BYTES, max_line_bytes: int = MAX_LINE_BYTES
 ) -> Iterator[Block | LongLine]:
-    """Blocks of complete lines (and LongLine markers) from a binary stream, in order."""
+    """Blocks of complete lines (and LongLine markers) from a binary stream, in order. `block_bytes`
+    may be a function, asked before each read (a parser that learns the format picks its size)."""
     line = 1
     pending = b""
     skipping = False  # inside a long line, looking for its end
-    for chunk in _reader(stream, block_bytes):
+    size = block_bytes if callable(block_bytes) else (lambda: block_bytes)
+    for chunk in _reader(stream, size):
         if skipping:
             nl = chunk.find(b"\n")
             if nl < 0:
