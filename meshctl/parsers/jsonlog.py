@@ -25,7 +25,7 @@ import json
 import re
 from typing import TYPE_CHECKING, Any
 
-from meshctl.parsers.blocks import count_byte
+from meshctl.parsers.blocks import count_byte, count_special
 from meshctl.parsers.fields import (
     DIRECT_KEYS,
     ISTIO_JSON_KEYS,
@@ -250,6 +250,8 @@ def _odd_strings(pl: Any, df: Any, text: list[str], data: bytes, count: int) -> 
     """Whether polars read a value of a string column where the Arrow reader would not: a nested
     object or array (polars gives its JSON text) or a broken surrogate escape (polars gives NUL).
     Looked for only when the block's bytes allow it: a `{` besides each line's own, a `[`, a `\\`."""
+    if count_special(data) == count:
+        return False  # one `{` per line and no `[` or `\\`: the usual block, one pass over its bytes
     braces = count_byte(data, ord("{")) != count or count_byte(data, ord("[")) > 0
     escapes = count_byte(data, ord("\\")) > 0
     if not braces and not escapes:
