@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import re
+import threading
 from typing import TYPE_CHECKING, Any
 
 from meshctl.parsers.blocks import count_byte, count_special
@@ -68,7 +69,10 @@ class JsonFormat:
         self.fields = fields
         self.constants = constants or {}
         self.signature = signature  # keys whose presence identifies the format
+        # Learnt value types, shared by the threads that parse this file's blocks: replaced whole
+        # (copy on write, under the lock), so a reader always sees one consistent version.
         self._types: dict[str, pa.DataType] | None = None
+        self._lock = threading.Lock()
 
     def field_of(self, key: str) -> Field | None:
         return self.fields.get(key)
@@ -147,14 +151,17 @@ class JsonFormat:
         import pyarrow as pa
         import pyarrow.json as pj
 
-        assert self._types is not None
-        schema = pa.schema(list(self._types.items()))
+        types = self._types
+        assert types is not None
+        schema = pa.schema(list(types.items()))
         tbl = pj.read_json(pa.BufferReader(data),
                            read_options=pj.ReadOptions(use_threads=False, block_size=len(data) + 1),
                            parse_options=pj.ParseOptions(explicit_schema=schema, unexpected_field_behavior="infer"))
-        for f in tbl.schema:
-            if f.name not in self._types:
-                self._types[f.name] = _storage_type(f.type, self.fields.get(f.name))
+        new = {f.name: _storage_type(f.type, self.fields.get(f.name)) for f in tbl.schema if f.name not in types}
+        if new:
+            with self._lock:
+                current = self._types or {}
+                self._types = {**current, **{k: t for k, t in new.items() if k not in current}}
         return tbl
 
     def parse_block(self, data: bytes, count: int) -> BlockRaw:
@@ -164,12 +171,15 @@ class JsonFormat:
 
         require_utf8(data)  # Arrow's JSON reader would pass bad bytes inside strings through
         if self._types is None:
-            self._types = self._learn(data)
+            with self._lock:
+                if self._types is None:
+                    self._types = self._learn(data)
         fast = self._polars_block(data, count)
         if fast is not None:
             return fast
         for _attempt in range(6):
-            schema = pa.schema(list(self._types.items()))
+            types = self._types
+            schema = pa.schema(list(types.items()))
             try:
                 try:
                     tbl = pj.read_json(
@@ -183,7 +193,7 @@ class JsonFormat:
                     tbl = self._discover(data)
             except pa.ArrowInvalid as exc:
                 m = _CHANGED.search(str(exc))
-                if m and m.group(1) in self._types and self._adapt(m.group(1), m.group(3)):
+                if m and m.group(1) in types and self._adapt(m.group(1), m.group(3)):
                     continue
                 raise BlockFailed(str(exc)) from exc
             if tbl.num_rows != count:
@@ -198,11 +208,12 @@ class JsonFormat:
         import pyarrow as pa
 
         pl = _polars()
-        if pl is None or self._types is None:
+        types = self._types
+        if pl is None or types is None:
             return None
         schema: dict[str, Any] = {}
         for key in self.fields:
-            t = self._types.get(key)
+            t = types.get(key)
             if t is None:
                 schema[key] = pl.Null  # not seen yet: a value makes the reader fail
             elif pa.types.is_floating(t):
@@ -224,7 +235,9 @@ class JsonFormat:
             return None
         # Arrow string views share polars' buffers (no copy, so polars does not hold the GIL copying);
         # Arrow's cast builds the string columns, as the Arrow reader would have returned them.
-        tbl = df.select([k for k in schema if k in self._types]).to_arrow(compat_level=pl.CompatLevel.newest())
+        # Columns in the order the Arrow reader returns them (the file's), which decides which of two
+        # keys for one column (request_id, x_request_id) wins.
+        tbl = df.select([k for k in types if k in schema]).to_arrow(compat_level=pl.CompatLevel.newest())
         columns = {}
         for name in tbl.column_names:
             col = tbl.column(name)
@@ -238,11 +251,12 @@ class JsonFormat:
     def _adapt(self, key: str, new: str) -> bool:
         import pyarrow as pa
 
-        assert self._types is not None
         target = {"number": pa.float64(), "string": pa.string(), "boolean": pa.bool_()}.get(new)
-        if target is None or self._types[key].equals(target):
-            return False
-        self._types[key] = target
+        with self._lock:
+            assert self._types is not None
+            if target is None or self._types[key].equals(target):
+                return False
+            self._types = {**self._types, key: target}
         return True
 
 
