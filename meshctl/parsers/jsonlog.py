@@ -169,14 +169,14 @@ class JsonFormat:
         import pyarrow as pa
         import pyarrow.json as pj
 
-        require_utf8(data)  # Arrow's JSON reader would pass bad bytes inside strings through
         if self._types is None:
             with self._lock:
                 if self._types is None:
                     self._types = self._learn(data)
-        fast = self._polars_block(data, count)
+        fast = self._polars_block(data, count)  # polars validates UTF-8 as it reads
         if fast is not None:
             return fast
+        require_utf8(data)  # Arrow's JSON reader would pass bad bytes inside strings through
         for _attempt in range(6):
             types = self._types
             schema = pa.schema(list(types.items()))
