@@ -142,24 +142,34 @@ def _value_hashes(col: pa.Array | pa.ChunkedArray, distinct: bool) -> Any:
         return np.full(n, _NULL_HASH, dtype=np.uint64)
     if pa.types.is_dictionary(col.type):
         # Already one entry per distinct value (and nulls in the indices).
-        hashed = pd.util.hash_array(col.dictionary.to_numpy(zero_copy_only=False), categorize=False)
+        hashed = pd.util.hash_array(_utf8_objects(col.dictionary), categorize=False)
         out = hashed.take(col.indices.fill_null(0).to_numpy()) if len(hashed) else np.zeros(n, dtype=np.uint64)
         nulls = col.indices.is_null()
     elif pa.types.is_timestamp(col.type) or pa.types.is_integer(col.type):
         out = pd.util.hash_array(col.cast(pa.int64()).fill_null(0).to_numpy())
         nulls = col.is_null()
     elif distinct:
-        out = pd.util.hash_array(col.fill_null("").to_numpy(zero_copy_only=False), categorize=False)
+        out = pd.util.hash_array(_utf8_objects(col.fill_null("")), categorize=False)
         nulls = col.is_null()
     else:
         # Repeated values: hash each distinct value once.
         enc = col.dictionary_encode()
-        hashed = pd.util.hash_array(enc.dictionary.to_numpy(zero_copy_only=False), categorize=False)
+        hashed = pd.util.hash_array(_utf8_objects(enc.dictionary), categorize=False)
         out = hashed.take(enc.indices.fill_null(0).to_numpy()) if len(hashed) else np.zeros(n, dtype=np.uint64)
         nulls = enc.indices.is_null()
     if col.null_count:
         out[nulls.to_numpy(zero_copy_only=False)] = _NULL_HASH
     return out
+
+
+def _utf8_objects(strings: pa.Array) -> Any:
+    """Strings as an object array of their UTF-8 bytes: SipHash reads bytes, and `bytes` objects are
+    made without decoding (pandas hashes a str as its UTF-8 encoding, so the hashes are the same)."""
+    import pyarrow as pa
+
+    if pa.types.is_string(strings.type) or pa.types.is_large_string(strings.type):
+        strings = strings.cast(pa.binary() if pa.types.is_string(strings.type) else pa.large_binary())
+    return strings.to_numpy(zero_copy_only=False)
 
 
 def dedup_keys(table: pa.Table) -> pa.Array:
