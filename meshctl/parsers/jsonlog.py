@@ -233,10 +233,9 @@ class JsonFormat:
         text = [k for k, t in schema.items() if t == pl.String]
         if text and _odd_strings(pl, df, text, data, count):
             return None
-        # Arrow string views share polars' buffers (no copy, so polars does not hold the GIL copying);
-        # Arrow's cast builds the string columns, as the Arrow reader would have returned them.
-        # Columns in the order the Arrow reader returns them (the file's), which decides which of two
-        # keys for one column (request_id, x_request_id) wins.
+        # Columns in the order the Arrow reader returns them (the file's): it decides which of two keys
+        # for one column (request_id, x_request_id) wins. As string views they share polars' buffers
+        # (polars would copy holding the GIL); Arrow's cast then builds the string columns.
         tbl = df.select([k for k in types if k in schema]).to_arrow(compat_level=pl.CompatLevel.newest())
         columns = {}
         for name in tbl.column_names:
