@@ -201,3 +201,29 @@ def test_block_reader_cuts_files_at_line_ends_as_it_cuts_streams(tmp_path):
                 for k, ln in enumerate(d.split(b"\n")[:count])]
     assert lines_of(from_file) == lines_of(from_stream)
     assert len(lines_of(from_file)) == 3000
+
+
+def test_loose_text_pattern_runs_in_re2_with_pythons_captures():
+    from meshctl.parsers.detect import make_format
+
+    fmt = make_format("istio-text")
+    rnd = random.Random(9)
+    good = text_line(record(3, rnd))
+    cases = [good.replace("curl/8.0", 'curl "8.0" x'), good.replace('"GET ', '"GET /a b ', 1), good[:60],
+             good[: len(good) // 2], good + " trailing", good.replace(" - ", "  - ", 1)]
+    for text in cases:
+        if fmt.strict.match(text):
+            continue
+        m = fmt.loose.match(text)
+        assert fmt._loose_groups(text) == (m.groupdict() if m else None), text
+    assert fmt._loose_re2 is True
+    # A truncated line (Python's engine backtracks for seconds on some) is one reject, like any other.
+    table, rejects, n, _ = _parse(good.encode() + b"\n" + good[:140].encode() + b"\n" + good.encode() + b"\n")
+    assert (table.num_rows, n, [r.line for r in rejects]) == (2, 3, [2])
+
+
+def _parse(data: bytes):
+    results = list(AccessLogParser("istio-text").parse_stream(io.BytesIO(data), file="t.log"))
+    tables = [r.table for r in results if r.rows]
+    table = pa.concat_tables(tables, promote_options="default") if tables else pa.table({})
+    return table, [j for r in results for j in r.rejects], sum(r.lines for r in results), 0

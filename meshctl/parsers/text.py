@@ -90,6 +90,7 @@ class RegexFormat:
         self.rx = regex
         self.strict = re.compile(regex, re.DOTALL)
         self.loose = re.compile(loose, re.DOTALL) if loose else None
+        self._loose_re2: bool | None = None  # whether RE2 (through Arrow) takes the loose pattern
         self.fields = fields
         self.constants = constants or {}
 
@@ -103,11 +104,30 @@ class RegexFormat:
 
     def parse_line(self, line: bytes) -> list[dict[str, Any]]:
         text = _decode(line)
-        m = self.strict.match(text) or (self.loose.match(text) if self.loose else None)
-        if m is None:
+        m = self.strict.match(text)
+        d = m.groupdict() if m is not None else self._loose_groups(text)
+        if d is None:
             raise LineError(f"does not match the {self.name} format")
-        d = m.groupdict()
         return [{k: v for k, v in d.items() if k in self.fields}]
+
+    def _loose_groups(self, text: str) -> dict[str, str | None] | None:
+        """The loose pattern (lazy groups) on a line the strict one refused. Run by RE2, which takes
+        linear time: Python's backtracking engine can spend seconds on one truncated line with two
+        dozen lazy groups (same leftmost-first captures: RE2 follows Perl's submatch rules)."""
+        if self.loose is None:
+            return None
+        if self._loose_re2 is not False:
+            import pyarrow as pa
+            import pyarrow.compute as pc
+
+            try:
+                found = pc.extract_regex(pa.array([text], type=pa.string()), "(?s)" + self.loose.pattern)
+                self._loose_re2 = True
+                return found[0].as_py()
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                self._loose_re2 = False  # a pattern RE2 does not take: Python's engine
+        m = self.loose.match(text)
+        return m.groupdict() if m is not None else None
 
     def parse_block(self, data: bytes, count: int) -> BlockRaw:
         import numpy as np
