@@ -177,7 +177,12 @@ class EnvoyTextFormat(RegexFormat):
         names = [f"c{i}" for i in range(len(plan))]
         use = [i for i, c in enumerate(plan) if c.mode != "skip" and any(f"f{o}" in wanted for o in c.ops)]
         invalid: list[int] = []
-        require_utf8(data)
+        try:
+            require_utf8(data)
+        except BlockFailed:
+            if len(plan) < 2:
+                raise
+            data = _without_bad_utf8(data)
 
         def on_invalid(row: Any) -> str:
             invalid.append(row.number)
@@ -276,6 +281,19 @@ class EnvoyTextFormat(RegexFormat):
             else:
                 columns[f"f{col_plan.ops[0]}"] = v
         return BlockRaw(columns, rows, retry)
+
+
+def _without_bad_utf8(data: bytes) -> bytes:
+    """The block with each line that is not UTF-8 replaced by a one-byte line the CSV plan cannot place
+    (the plan has several columns), so that only those lines go the per-line way (and are rejected
+    there, from the original bytes) instead of the whole block."""
+    lines = data.split(b"\n")
+    for i, ln in enumerate(lines):
+        try:
+            ln.decode("utf-8")
+        except UnicodeDecodeError:
+            lines[i] = b"\x01"
+    return b"\n".join(lines)
 
 
 # ---- Linkerd apache (common log) format ----------------------------------------------------
