@@ -171,19 +171,6 @@ def count_byte(data: bytes, byte: int, start: int = 0, end: int | None = None) -
     return sum(int(np.count_nonzero(view[i:i + step] == byte)) for i in range(0, len(view), step))
 
 
-def count_special(data: bytes) -> int:
-    """How many bytes of `data` are `{`, `[` or a backslash (one pass: `[` | 0x20 is `{`)."""
-    import numpy as np
-
-    view = np.frombuffer(data, dtype=np.uint8)
-    step = 1 << 18
-    n = 0
-    for i in range(0, len(view), step):
-        part = view[i:i + step]
-        n += int(np.count_nonzero(((part | 0x20) == 0x7B) | (part == 0x5C)))
-    return n
-
-
 def _split_long(data: bytes, first: int, limit: int) -> Iterator[Block | LongLine]:
     """Yield `data` (complete lines) as blocks, cutting out lines longer than `limit`.
 

@@ -26,7 +26,6 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
-from meshctl.parsers.blocks import count_byte, count_special
 from meshctl.parsers.fields import (
     DIRECT_KEYS,
     ISTIO_JSON_KEYS,
@@ -230,9 +229,6 @@ class JsonFormat:
             return None
         if df.height != count:
             return None  # blank lines: the Arrow path and its caller handle them
-        text = [k for k, t in schema.items() if t == pl.String]
-        if text and _odd_strings(pl, df, text, data, count):
-            return None
         # Columns in the order the Arrow reader returns them (the file's): it decides which of two keys
         # for one column (request_id, x_request_id) wins. As string views they share polars' buffers
         # (polars would copy holding the GIL); Arrow's cast then builds the string columns.
@@ -244,6 +240,8 @@ class JsonFormat:
             if not pa.types.is_string(col.type) and (pa.types.is_string_view(col.type)
                                                       or pa.types.is_large_string(col.type)):
                 col = col.cast(pa.string())
+            if pa.types.is_string(col.type) and _odd_strings(col):
+                return None
             columns[name] = col
         return BlockRaw(columns, np.arange(count, dtype=np.int64))
 
@@ -259,24 +257,27 @@ class JsonFormat:
         return True
 
 
-def _odd_strings(pl: Any, df: Any, text: list[str], data: bytes, count: int) -> bool:
+def _odd_strings(col: pa.Array) -> bool:
     """Whether polars read a value of a string column where the Arrow reader would not: a nested
-    object or array (polars gives its JSON text) or a broken surrogate escape (polars gives NUL).
-    Looked for only when the block's bytes allow it: a `{` besides each line's own, a `[`, a `\\`."""
-    if count_special(data) == count:
-        return False  # one `{` per line and no `[` or `\\`: the usual block, one pass over its bytes
-    braces = count_byte(data, ord("{")) != count or count_byte(data, ord("[")) > 0
-    escapes = count_byte(data, ord("\\")) > 0
-    if not braces and not escapes:
+    object or array (polars gives its JSON text, `{...}` / `[...]`) or a broken surrogate escape
+    (polars gives NUL). Looked for in the column's bytes: its first and last byte per value, NULs."""
+    import numpy as np
+
+    n = len(col)
+    if n == col.null_count:
         return False
-    odd = []
-    for k in text:
-        c = pl.col(k).str
-        if braces:
-            odd.append((c.starts_with("{") & c.ends_with("}")) | (c.starts_with("[") & c.ends_with("]")))
-        if escapes:
-            odd.append(c.contains("\x00", literal=True))
-    return bool(df.select(pl.any_horizontal(odd).any()).item())
+    offsets = np.frombuffer(col.buffers()[1], dtype=np.int32)[col.offset:col.offset + n + 1]
+    if col.buffers()[2] is None or offsets[-1] == offsets[0]:
+        return False
+    data = np.frombuffer(col.buffers()[2], dtype=np.uint8)
+    if np.count_nonzero(data[offsets[0]:offsets[-1]] == 0):
+        return True
+    starts, ends = offsets[:-1], offsets[1:]
+    filled = ends > starts
+    if col.null_count:
+        filled &= col.is_valid().to_numpy(zero_copy_only=False)
+    first, last = data[starts[filled]], data[ends[filled] - 1]
+    return bool((((first == 0x7B) & (last == 0x7D)) | ((first == 0x5B) & (last == 0x5D))).any())
 
 
 _POLARS: Any = None
