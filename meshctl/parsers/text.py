@@ -90,7 +90,6 @@ class RegexFormat:
         self.rx = regex
         self.strict = re.compile(regex, re.DOTALL)
         self.loose = re.compile(loose, re.DOTALL) if loose else None
-        self._loose_re2: bool | None = None  # whether RE2 (through Arrow) takes the loose pattern
         self.fields = fields
         self.constants = constants or {}
 
@@ -111,23 +110,18 @@ class RegexFormat:
         return [{k: v for k, v in d.items() if k in self.fields}]
 
     def _loose_groups(self, text: str) -> dict[str, str | None] | None:
-        """The loose pattern (lazy groups) on a line the strict one refused. Run by RE2, which takes
-        linear time: Python's backtracking engine can spend seconds on one truncated line with two
-        dozen lazy groups (same leftmost-first captures: RE2 follows Perl's submatch rules)."""
-        if self.loose is None:
+        """The loose pattern (lazy groups) on a line the strict one refused."""
+        if self.loose is None or not self._may_match_loose(text):
             return None
-        if self._loose_re2 is not False:
-            import pyarrow as pa
-            import pyarrow.compute as pc
-
-            try:
-                found = pc.extract_regex(pa.array([text], type=pa.string()), "(?s)" + self.loose.pattern)
-                self._loose_re2 = True
-                return found[0].as_py()
-            except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-                self._loose_re2 = False  # a pattern RE2 does not take: Python's engine
         m = self.loose.match(text)
         return m.groupdict() if m is not None else None
+
+    def _may_match_loose(self, text: str) -> bool:
+        """Whether the loose pattern can match at all: its literal pieces must appear in order (first
+        and last ones at the ends). Checked in linear time first because on a line where they do not,
+        Python's backtracking engine tries every split of two dozen lazy groups — seconds for one
+        truncated line. Here (no format string to look at): always True."""
+        return True
 
     def parse_block(self, data: bytes, count: int) -> BlockRaw:
         import numpy as np
@@ -159,6 +153,28 @@ class EnvoyTextFormat(RegexFormat):
         super().__init__(compiled.name, compiled.strict_rx, compiled.fields(),
                          loose=compiled.loose.pattern)
         self.compiled = compiled
+
+    def _may_match_loose(self, text: str) -> bool:
+        parts = self.compiled.parts
+        pos, end = 0, len(text)
+        first, last = 0, len(parts)
+        if isinstance(parts[0], str):
+            if not text.startswith(parts[0]):
+                return False
+            pos, first = len(parts[0]), 1
+        if len(parts) > 1 and isinstance(parts[-1], str):
+            if not text.endswith(parts[-1]):
+                return False
+            end, last = end - len(parts[-1]), len(parts) - 1
+        if pos > end:
+            return False
+        for p in parts[first:last]:
+            if isinstance(p, str):
+                j = text.find(p, pos, end)
+                if j < 0:
+                    return False
+                pos = j + len(p)
+        return True
 
     def parse_block(self, data: bytes, count: int) -> BlockRaw:
         if self.compiled.csv is None:
