@@ -138,8 +138,9 @@ class JsonFormat:
         head = head[: head.rfind(b"\n") + 1]
         types: dict[str, pa.DataType] = {}
         try:
+            require_utf8(head)  # a key in another encoding would not even have a name
             tbl = pj.read_json(pa.BufferReader(head), read_options=pj.ReadOptions(use_threads=False))
-        except (pa.ArrowInvalid, ValueError):
+        except (pa.ArrowInvalid, ValueError, BlockFailed):
             return types
         for f in tbl.schema:
             types[f.name] = _storage_type(f.type, self.fields.get(f.name))
