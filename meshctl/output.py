@@ -44,7 +44,7 @@ def _yaml():
     import yaml
 
     class Dumper(yaml.SafeDumper):
-        def ignore_aliases(self, data: Any) -> bool:  # noqa: ARG002 - never emit anchors/aliases
+        def ignore_aliases(self, data: Any) -> bool:  # never emit anchors/aliases
             return True
 
         def increase_indent(self, flow: bool = False, indentless: bool = False) -> None:
@@ -162,7 +162,14 @@ def _cell(v: Any) -> str:
 
 def progress(transient: bool = True):
     """A rich progress display on stderr for long work (collect, demo)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     return Progress(
         SpinnerColumn(),
