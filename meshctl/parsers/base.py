@@ -11,6 +11,16 @@ if TYPE_CHECKING:  # pragma: no cover
 REJECT_SAMPLE_BYTES = 512  # how much of a bad line a reject keeps
 
 
+def json_sample(value: object) -> str:
+    """A parsed JSON value (a bad span, a bad document) as a reject sample: its JSON text, cut short."""
+    import json
+
+    try:
+        return json.dumps(value, default=str)[:REJECT_SAMPLE_BYTES]
+    except (TypeError, ValueError):
+        return repr(value)[:REJECT_SAMPLE_BYTES]
+
+
 @dataclass
 class Reject:
     """One input record that could not be turned into a row: where it was, why, and what it looked like."""

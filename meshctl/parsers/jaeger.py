@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshctl.parsers.base import Reject
+from meshctl.parsers.base import Reject, json_sample
 from meshctl.parsers.spans import (
     SpanError,
     SpanResult,
@@ -33,7 +33,6 @@ from meshctl.parsers.spans import (
 from meshctl.parsers.trace_detect import load_json
 
 FORMAT = "jaeger"
-
 
 
 def parse_jaeger(data: bytes, *, file: str, source: str | None = None) -> SpanResult:
@@ -51,15 +50,15 @@ def parse_jaeger_docs(docs: list[tuple[int, Any]], *, file: str, source: str | N
         traces = _traces(doc)
         if traces is None:
             if isinstance(doc, dict) and doc.get("errors") and not doc.get("data"):
-                rejects.append(Reject.of(file, line, f"Jaeger query error: {doc['errors']}", _sample(doc)))
+                rejects.append(Reject.of(file, line, f"Jaeger query error: {doc['errors']}", json_sample(doc)))
             elif not (isinstance(doc, dict) and doc.get("data") in (None, [])):
                 rejects.append(Reject.of(file, line, "not Jaeger trace JSON (expected {\"data\": [trace...]} or a "
-                                         "trace with traceID/spans)", _sample(doc)))
+                                         "trace with traceID/spans)", json_sample(doc)))
             continue
         for trace in traces:
             if not isinstance(trace, dict):
                 records += 1
-                rejects.append(Reject.of(file, line, "trace: expected an object", _sample(trace), field="data"))
+                rejects.append(Reject.of(file, line, "trace: expected an object", json_sample(trace), field="data"))
                 continue
             processes = trace.get("processes") or {}
             if not isinstance(processes, dict):
@@ -68,7 +67,7 @@ def parse_jaeger_docs(docs: list[tuple[int, Any]], *, file: str, source: str | N
             spans = trace.get("spans")
             if not isinstance(spans, list):
                 records += 1
-                rejects.append(Reject.of(file, line, "trace: 'spans' is not a list", _sample(trace), field="spans"))
+                rejects.append(Reject.of(file, line, "trace: 'spans' is not a list", json_sample(trace), field="spans"))
                 continue
             for sp in spans:
                 records += 1
@@ -76,7 +75,7 @@ def parse_jaeger_docs(docs: list[tuple[int, Any]], *, file: str, source: str | N
                     builder.add(_span(sp, trace, processes, proc_cache, file=file, source=source or file,
                                       index=records))
                 except (SpanError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-                    rejects.append(Reject.of(file, records, f"span #{records}: {exc}", _sample(sp),
+                    rejects.append(Reject.of(file, records, f"span #{records}: {exc}", json_sample(sp),
                                              field=getattr(exc, "field", None)))
     return SpanResult(builder.table(), rejects, records, FORMAT)
 
@@ -96,13 +95,6 @@ def _traces(doc: Any) -> list[Any] | None:
     return None
 
 
-def _sample(v: Any) -> str:
-    import json
-
-    try:
-        return json.dumps(v, default=str)[:512]
-    except (TypeError, ValueError):
-        return repr(v)[:512]
 
 
 def _tag_items(tags: Any, name: str) -> list[tuple[str, Any]]:

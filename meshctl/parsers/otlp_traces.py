@@ -24,7 +24,7 @@ import struct
 from collections.abc import Iterable, Iterator
 from typing import Any, BinaryIO
 
-from meshctl.parsers.base import Reject
+from meshctl.parsers.base import Reject, json_sample
 from meshctl.parsers.spans import (
     ATTR_FIELDS,
     END_OF_TIME_S,
@@ -91,7 +91,7 @@ def parse_otlp_docs(docs: Iterable[tuple[int, Any]], *, file: str, source: str |
         rs_list = _resource_spans(doc)
         if rs_list is None:
             rejects.append(Reject.of(file, line, "not OTLP trace JSON (expected {\"resourceSpans\": [...]})",
-                                     _sample(doc)))
+                                     json_sample(doc)))
             continue
         for rs in rs_list:
             _resource(rs, builder, rejects, state, file=file, source=source or file, line=line, fmt=fmt)
@@ -175,11 +175,6 @@ def _resource_spans(doc: Any) -> list[Any] | None:
     return None
 
 
-def _sample(v: Any) -> str:
-    try:
-        return json.dumps(v, default=str)[:512]
-    except (TypeError, ValueError):
-        return repr(v)[:512]
 
 
 def any_value(v: Any) -> Any:
@@ -226,7 +221,7 @@ def _resource(rs: Any, builder: SpanTableBuilder, rejects: list[Reject], state: 
               source: str, line: int, fmt: str) -> None:
     if not isinstance(rs, dict):
         state["records"] += 1
-        rejects.append(Reject.of(file, line, "resourceSpans element is not an object", _sample(rs)))
+        rejects.append(Reject.of(file, line, "resourceSpans element is not an object", json_sample(rs)))
         return
     res = rs.get("resource") or {}
     try:
@@ -234,13 +229,13 @@ def _resource(rs: Any, builder: SpanTableBuilder, rejects: list[Reject], state: 
                                        "resource.attributes"))
     except SpanError as exc:
         base = {}
-        rejects.append(Reject.of(file, line, str(exc), _sample(res), field=exc.field))
+        rejects.append(Reject.of(file, line, str(exc), json_sample(res), field=exc.field))
     scopes = _g(rs, "scopeSpans", "scope_spans")
     if scopes is None:
         scopes = _g(rs, "instrumentationLibrarySpans", "instrumentation_library_spans") or []
     if not isinstance(scopes, list):
         state["records"] += 1
-        rejects.append(Reject.of(file, line, "scopeSpans is not a list", _sample(scopes), field="scopeSpans"))
+        rejects.append(Reject.of(file, line, "scopeSpans is not a list", json_sample(scopes), field="scopeSpans"))
         return
     for ss in scopes:
         spans = ss.get("spans") if isinstance(ss, dict) else None
@@ -252,7 +247,7 @@ def _resource(rs: Any, builder: SpanTableBuilder, rejects: list[Reject], state: 
             try:
                 builder.add(_span(sp, base, file=file, source=source, index=index, fmt=fmt))
             except (SpanError, ValueError, TypeError, AttributeError, OverflowError) as exc:
-                rejects.append(Reject.of(file, line, f"span #{index}: {exc}", _sample(sp),
+                rejects.append(Reject.of(file, line, f"span #{index}: {exc}", json_sample(sp),
                                          field=getattr(exc, "field", None)))
 
 

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from meshctl.parsers.base import Reject
+from meshctl.parsers.base import Reject, json_sample
 from meshctl.parsers.spans import (
     SpanError,
     SpanResult,
@@ -48,7 +48,7 @@ def parse_zipkin(data: bytes, *, file: str, source: str | None = None) -> SpanRe
         spans = _span_list(doc)
         if spans is None:
             rejects.append(Reject.of(file, line, "not a Zipkin v2 span list (expected a JSON array of spans, "
-                                     "or of traces)", _sample(doc)))
+                                     "or of traces)", json_sample(doc)))
             continue
         start = len(builder)
         for sp in spans:
@@ -57,7 +57,7 @@ def parse_zipkin(data: bytes, *, file: str, source: str | None = None) -> SpanRe
                 builder.add(_span(sp, file=file, source=source or file, index=records))
             except (ValueError, TypeError, AttributeError, OverflowError) as exc:
                 f = getattr(exc, "field", None)
-                rejects.append(Reject.of(file, records, f"span #{records}: {exc}", _sample(sp), field=f))
+                rejects.append(Reject.of(file, records, f"span #{records}: {exc}", json_sample(sp), field=f))
         _mark_shared(builder.rows[start:])
     return SpanResult(builder.table(), rejects, records + sum(1 for r in loaded.rejects if not loaded.partial),
                       FORMAT)
@@ -72,14 +72,6 @@ def _span_list(doc: Any) -> list[Any] | None:
         return [sp for trace in doc for sp in trace]
     return doc
 
-
-def _sample(v: Any) -> str:
-    import json
-
-    try:
-        return json.dumps(v)[:512]
-    except (TypeError, ValueError):
-        return repr(v)[:512]
 
 
 
