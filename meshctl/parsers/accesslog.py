@@ -25,7 +25,7 @@ from collections import deque
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any, BinaryIO
 
-from meshctl.parsers.base import ParseResult, Reject
+from meshctl.parsers.base import ParseResult, Reject, json_text
 from meshctl.parsers.blocks import BLOCK_BYTES, Block, LongLine, iter_blocks
 from meshctl.parsers.containers import detect_wrapper, unwrap_block, unwrap_line
 from meshctl.parsers.detect import (
@@ -275,7 +275,7 @@ class _FileState:
             if rank is not None:
                 keys.sort(key=rank)  # the first non-null source of a column wins
             fields = {k: f for k in keys if (f := fmt.field_of(k)) is not None}
-            columns = {k: pa.array([_py(r.get(k)) for r in recs], type=pa.string()) for k in fields}
+            columns = {k: pa.array([json_text(r.get(k)) for r in recs], type=pa.string()) for k in fields}
             raw = RawBatch(columns=columns, fields=fields, lines=np.asarray(nums, dtype=np.int64),
                            constants=dict(fmt.constants), sample=lambda i, raws=raws: raws[i])
             t, rj = normalize(raw, fmt=fmt.name, file=self.file, source=self.source, kind=fmt.kind)
@@ -351,7 +351,7 @@ class _FileState:
         rank = getattr(fmt, "key_rank", lambda k: 0)
         keys = sorted({k for r in recs for k in r}, key=lambda k: (rank(k), k))
         fields = {k: f for k in keys if (f := fmt.field_of(k)) is not None}
-        columns = {k: pa.array([_py(r.get(k)) for r in recs], type=pa.string()) for k in fields}
+        columns = {k: pa.array([json_text(r.get(k)) for r in recs], type=pa.string()) for k in fields}
         raw = RawBatch(columns=columns, fields=fields, lines=np.arange(1, len(recs) + 1, dtype=np.int64),
                        sample=lambda i: json.dumps(recs[i])[:512])
         t, rj = normalize(raw, fmt=fmt.name, file=self.file, source=self.source, kind=fmt.kind)
@@ -382,16 +382,6 @@ def _fast(fmt: Any, data: bytes, count: int) -> Any:
         return fmt.parse_block(data, count)
     except BlockFailed:
         return None
-
-
-def _py(v: Any) -> str | None:
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)
-    return str(v)
 
 
 def _concat(tables: list[pa.Table]) -> pa.Table:

@@ -21,6 +21,20 @@ def json_sample(value: object) -> str:
         return repr(value)[:REJECT_SAMPLE_BYTES]
 
 
+def json_text(value: object) -> str | None:
+    """A JSON value as the text a string column holds: strings as they are, booleans as JSON spells
+    them, objects and lists as JSON, null stays null."""
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (dict, list)):
+        import json
+
+        return json.dumps(value)
+    return str(value)
+
+
 @dataclass
 class Reject:
     """One input record that could not be turned into a row: where it was, why, and what it looked like."""

@@ -23,6 +23,7 @@ import json
 import re
 from typing import Any
 
+from meshctl.parsers.base import json_text
 from meshctl.parsers.fields import AUX_REPORTER_POD, Field, json_key_field
 from meshctl.parsers.text import BlockFailed, BlockRaw, LineError
 
@@ -198,7 +199,7 @@ class OtlpLogFormat:
         for r in recs:
             keys.update(dict.fromkeys(r))
         for k in sorted(keys, key=self.key_rank):
-            values = pa.array([_text(r.get(k)) for r in recs], type=pa.string())
+            values = pa.array([json_text(r.get(k)) for r in recs], type=pa.string())
             columns[k] = pc_coalesce(columns[k], values) if k in columns else values
         return BlockRaw(columns, np.asarray(rows, dtype=np.int64), retry)
 
@@ -243,16 +244,6 @@ class OtlpLogFormat:
         row["t|trace"] = otlp_id(rec.get("traceId"), 16)
         row["t|span"] = otlp_id(rec.get("spanId"), 8)
         return row
-
-
-def _text(v: Any) -> str | None:
-    if v is None or isinstance(v, str):
-        return v
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, (dict, list)):
-        return json.dumps(v)
-    return str(v)
 
 
 def pc_coalesce(a: Any, b: Any) -> Any:
