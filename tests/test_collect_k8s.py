@@ -216,3 +216,22 @@ def test_cli_k8s_usage_errors(tmp_path, run_cli):
         code, _, err = run_cli("collect", "logs", "--k8s", "-n", "shop", "-l", "app=db", "--container", "envoy",
                                "--kubeconfig", api.write_kubeconfig(tmp_path), "--data", str(tmp_path / "d"))
     assert code == 3 and "no pod with a proxy container" in err
+
+
+def test_resume_keeps_a_last_line_without_newline_that_shares_a_timestamp(tmp_path):
+    """The log's last line has no newline and the timestamp of the line before it: after a drop that
+    came right after that line, the resumed stream skips the delivered one and still delivers it."""
+    lines = [in_line(i, "10.0.1.2") for i in range(3)]
+    stamps = ["2024-05-01T10:01:00.100000000Z", "2024-05-01T10:01:00.200000000Z", "2024-05-01T10:01:00.200000000Z"]
+    first = "".join(f"{ts} {ln}\n" for ts, ln in zip(stamps[:2], lines[:2], strict=True)).encode()
+    chunks = [first, f"{stamps[2]} {lines[2]}".encode()]
+    with FakeKubeAPI() as api:
+        serve(api, {"reviews-v2-5f7d9b8c4-ccccc": [Reply.text_chunks(chunks, drop_after_chunks=1),
+                                                   Reply.text_chunks(chunks)]})
+        client = KubernetesClient(kubeconfig=api.write_kubeconfig(tmp_path))
+        targets, _ = discover(client, namespace="shop")
+        target = next(t for t in targets if t.pod.startswith("reviews-v2"))
+        stream = PodLogStream(client, target, policy=FAST)
+        data = stream.read()
+    assert data.decode().splitlines() == lines
+    assert stream.retries == 1 and stream.lines == 3

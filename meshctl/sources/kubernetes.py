@@ -23,7 +23,7 @@ import random
 import re
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -115,6 +115,18 @@ class RetryPolicy:
         return max(0.0, d * (1 + random.uniform(-self.jitter, self.jitter)))
 
 
+def _terminated(chunks: Iterable[bytes]) -> Iterator[bytes]:
+    """The chunks, and a newline after them when the log's last line has none: that line then goes
+    through the same timestamp and resume checks as every other."""
+    last = b"\n"
+    for chunk in chunks:
+        if chunk:
+            last = chunk[-1:]
+        yield chunk
+    if last != b"\n":
+        yield b"\n"
+
+
 def _ts_key(ts: bytes) -> tuple[bytes, bytes, bytes] | None:
     """A kubelet RFC 3339 timestamp as a sortable key (fractions padded to nanoseconds)."""
     m = _TS.match(ts)
@@ -174,7 +186,7 @@ class PodLogStream:
                 chunks = self.api.stream_pod_log(t.namespace, t.pod, t.container, since_seconds=since,
                                                  timestamps=True, timeout=self.policy.timeout)
                 pending = b""
-                for chunk in chunks:
+                for chunk in _terminated(chunks):
                     data = pending + chunk
                     cut = data.rfind(b"\n") + 1
                     pending = data[cut:]
@@ -201,11 +213,6 @@ class PodLogStream:
                         failures = 0  # progress: the next failure starts a fresh backoff
                         self.lines += len(out)
                         yield b"\n".join(out) + b"\n"
-                if pending:
-                    ts, _, rest = pending.partition(b" ")
-                    if _ts_key(ts) is None or skip_key is None or _ts_key(ts) > skip_key:
-                        self.lines += 1
-                        yield (rest if _ts_key(ts) else pending) + b"\n"
                 return
             except ApiStatusError as exc:
                 if exc.status != 429 and exc.status < 500:
