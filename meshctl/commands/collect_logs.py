@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import click
 
+from meshctl.commands.collect import collect_options, finish
 from meshctl.options import Globals, data_option, kube_options, output_option, pass_globals
 
 FORMATS = ("auto", "istio-text", "envoy-text", "envoy-format", "istio-json", "linkerd-apache", "linkerd-json",
@@ -33,11 +34,7 @@ FORMATS = ("auto", "istio-text", "envoy-text", "envoy-format", "istio-json", "li
                    "or a JSON object of key → %%OPERATOR%% for json_format logs.")
 @click.option("--workload", metavar="NAME",
               help="Files: the workload whose proxy wrote them (with -n NAMESPACE).")
-@click.option("--cluster", "cluster_name", metavar="NAME", help="Cluster name to record on the rows (multi-cluster).")
-@click.option("--no-dedup", is_flag=True, help="Keep rows already stored (default: skip duplicates).")
-@click.option("--workers", type=click.IntRange(1, 32), default=2, show_default=True,
-              help="Files read at the same time.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@collect_options("Files")
 @kube_options
 @data_option
 @output_option("table", "json", default="table")
@@ -63,10 +60,9 @@ def logs(g: Globals, paths: tuple[str, ...], k8s: bool, selector: str | None, si
     Exit codes: 0 collected; 1 some source failed as a whole (the rest was stored);
     3 bad usage, or nothing readable in the input.
     """
-    from meshctl.errors import InputError, MeshctlError
+    from meshctl.errors import InputError
     from meshctl.identity import Identity
-    from meshctl.ingest import file_sources, ingest, print_summary
-    from meshctl.output import dump_json, write_text
+    from meshctl.ingest import file_sources, ingest
     from meshctl.parsers.accesslog import AccessLogParser
     from meshctl.store import Dataset
 
@@ -111,24 +107,11 @@ def logs(g: Globals, paths: tuple[str, ...], k8s: bool, selector: str | None, si
 
     report = ingest(sources, parser, dataset, identity=identity, workers=workers, progress=not quiet,
                     dedup=not no_dedup, label="pods" if k8s else "files")
-    if output == "json":
-        doc = report.to_dict()
-        doc["data"] = str(dataset.path)
-        doc["skipped_pods"] = [{"namespace": s.namespace, "pod": s.pod, "reason": s.reason} for s in skipped]
-        write_text(dump_json(doc))
-    else:
-        import sys
-
-        for s in skipped:
-            click.echo(f"skipped {s.namespace}/{s.pod}: {s.reason}", err=True)
-        print_summary(report, file=sys.stdout, title=f"collected into {dataset.path}")
-    if report.failed:
-        raise click.exceptions.Exit(1)
-    if report.parsed == 0 and report.rejected > 0:
-        raise MeshctlError(
-            f"no line could be read as an access log ({report.rejected:,} rejected)",
-            hint="see `meshctl dataset rejects`; pass --format or --log-format-string if the proxies use a custom format",
-        )
+    finish(report, dataset, output,
+           extra={"skipped_pods": [{"namespace": s.namespace, "pod": s.pod, "reason": s.reason} for s in skipped]},
+           notes=[f"skipped {s.namespace}/{s.pod}: {s.reason}" for s in skipped],
+           nothing="no line could be read as an access log",
+           hint="see `meshctl dataset rejects`; pass --format or --log-format-string if the proxies use a custom format")
 
 
 def _since_seconds(since: str | None) -> int | None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import click
 
+from meshctl.commands.collect import collect_options, finish
 from meshctl.options import data_option, output_option
 
 FORMATS = ("auto", "otlp-json", "otlp-proto", "jaeger", "zipkin", "tempo")
@@ -33,11 +34,7 @@ TRACE_SUFFIXES = (".json", ".jsonl", ".ndjson", ".pb", ".binpb", ".proto", ".otl
               help="API: seconds per HTTP request.")
 @click.option("--retries", type=click.IntRange(0, 20), default=4, show_default=True,
               help="API: retries on 429/5xx/timeouts, with exponential backoff.")
-@click.option("--cluster", "cluster_name", metavar="NAME", help="Cluster name to record on the rows (multi-cluster).")
-@click.option("--no-dedup", is_flag=True, help="Keep rows already stored (default: skip duplicates).")
-@click.option("--workers", type=click.IntRange(1, 32), default=2, show_default=True,
-              help="Sources read at the same time.")
-@click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+@collect_options("Sources")
 @data_option
 @output_option("table", "json", default="table")
 def traces(paths: tuple[str, ...], fmt: str, jaeger: str | None, zipkin: str | None, tempo: str | None,
@@ -67,12 +64,9 @@ def traces(paths: tuple[str, ...], fmt: str, jaeger: str | None, zipkin: str | N
     Exit codes: 0 collected; 1 some source failed as a whole (the rest was stored);
     3 bad usage, or nothing readable in the input.
     """
-    import sys
-
-    from meshctl.errors import InputError, MeshctlError
+    from meshctl.errors import InputError
     from meshctl.identity import Identity
-    from meshctl.ingest import file_sources, print_summary
-    from meshctl.output import dump_json, write_text
+    from meshctl.ingest import file_sources
     from meshctl.store import Dataset
     from meshctl.trace_ingest import ingest_traces
 
@@ -103,17 +97,5 @@ def traces(paths: tuple[str, ...], fmt: str, jaeger: str | None, zipkin: str | N
     dataset = Dataset(data_dir)
     report = ingest_traces(sources, dataset, fmt=fmt, identity=Identity(cluster=cluster_name), workers=workers,
                            progress=not quiet, dedup=not no_dedup)
-    if output == "json":
-        doc = report.to_dict()
-        doc["data"] = str(dataset.path)
-        doc["spans"] = report.lines
-        write_text(dump_json(doc))
-    else:
-        print_summary(report, file=sys.stdout, title=f"collected into {dataset.path}")
-    if report.failed:
-        raise click.exceptions.Exit(1)
-    if report.parsed == 0 and report.rejected > 0:
-        raise MeshctlError(
-            f"no span could be read ({report.rejected:,} rejected)",
-            hint="see `meshctl dataset rejects`; pass --format if detection guessed wrong",
-        )
+    finish(report, dataset, output, extra={"spans": report.lines}, nothing="no span could be read",
+           hint="see `meshctl dataset rejects`; pass --format if detection guessed wrong")
