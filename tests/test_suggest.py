@@ -213,6 +213,25 @@ def test_current_per_route_envoyfilter(oracles_dir):
             "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
             "token_bucket": {"max_tokens": 5}}}}}]}},
      "spec.configPatches[0].patch.value.typed_config.token_bucket.fill_interval"),
+    # a value of the wrong shape is a problem at its field, not a crash
+    ({"kind": "DestinationRule", "spec": {"host": "a", "trafficPolicy": {"connectionPool": "x"}}},
+     "spec.trafficPolicy.connectionPool"),
+    ({"kind": "DestinationRule", "spec": {"host": "a", "trafficPolicy": {"connectionPool": {"http": [1]}}}},
+     "spec.trafficPolicy.connectionPool.http"),
+    ({"kind": "DestinationRule", "spec": {"host": "a", "trafficPolicy": {"outlierDetection": [1]}}},
+     "spec.trafficPolicy.outlierDetection"),
+    ({"kind": "DestinationRule", "spec": {"host": "a", "subsets": [{"name": "v1", "labels": ["x"]}]}},
+     "spec.subsets[0].labels"),
+    ({"kind": "EnvoyFilter", "spec": ["x"]}, "spec"),
+    ({"kind": "EnvoyFilter", "spec": {"configPatches": [{"patch": "x"}]}}, "spec.configPatches[0].patch"),
+    ({"kind": "EnvoyFilter", "spec": {"configPatches": [{"applyTo": "HTTP_ROUTE", "match": {
+        "routeConfiguration": {"vhost": "x"}}, "patch": {"value": {"typed_per_filter_config": {
+            "envoy.filters.http.local_ratelimit": {
+                "@type": "type.googleapis.com/envoy.extensions.filters.http.local_ratelimit.v3.LocalRateLimit",
+                "token_bucket": {"max_tokens": 1, "fill_interval": "1s"}}}}}}]}},
+     "spec.configPatches[0].match.routeConfiguration.vhost"),
+    ({"kind": "Sidecar", "spec": {"workloadSelector": {"labels": ["app=a"]}}}, "spec.workloadSelector.labels"),
+    ({"kind": "List", "items": [{"kind": "Sidecar"}, {"kind": "Sidecar", "metadata": ["x"]}]}, "items[1].metadata"),
 ])
 def test_bad_current_config_names_the_field(doc, field):
     with pytest.raises(ConfigProblem) as e:

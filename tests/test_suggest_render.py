@@ -190,6 +190,13 @@ def test_cli_bad_current_names_file_line_and_field(run_cli, data_dir, tmp_path):
     cur.write_text("kind: [unclosed\n")
     code, _, err = run_cli("suggest", "circuit-breaker", "--data", str(data_dir), "--current", str(cur))
     assert code == 3 and "not valid YAML" in err
+    # a wrong shape inside a List item: the item's line, not a traceback
+    cur.write_text("apiVersion: v1\nkind: List\nitems:\n- apiVersion: networking.istio.io/v1\n"
+                   "  kind: DestinationRule\n  metadata: {name: r}\n  spec:\n    host: reviews\n"
+                   "    trafficPolicy:\n      connectionPool: unlimited\n")
+    code, _, err = run_cli("suggest", "circuit-breaker", "--data", str(data_dir), "--current", str(cur))
+    assert code == 3 and "Traceback" not in err
+    assert f"{cur}:10" in err and "items[0].spec.trafficPolicy.connectionPool" in err
 
 
 def test_cli_errors(run_cli, data_dir, tmp_path):

@@ -163,7 +163,11 @@ def parse_documents(docs: list[Any], source: str) -> CurrentConfig:
             elif kind == "Sidecar":
                 cfg.sidecars.append(sidecar(doc))
             elif kind == "List" and isinstance(doc.get("items"), list):
-                sub = parse_documents(doc["items"], source)
+                try:
+                    sub = parse_documents(doc["items"], source)
+                except ConfigProblem as p:  # the field as a path in this document: items[j].spec...
+                    p.field = f"items[{p.doc}]" + (f".{p.field}" if p.field else "")
+                    raise
                 cfg.destination_rules += sub.destination_rules
                 cfg.rate_limits += sub.rate_limits
                 cfg.sidecars += sub.sidecars
@@ -174,8 +178,22 @@ def parse_documents(docs: list[Any], source: str) -> CurrentConfig:
     return cfg
 
 
+def _map(v: Any, path: str, what: str = "a mapping") -> dict[str, Any]:
+    """`v` when it is a mapping; an empty value (null, absent, "") reads as an empty mapping; anything
+    else is a problem at `path` (it is not what Istio's schema allows there)."""
+    if not v:
+        return {}
+    if not isinstance(v, dict):
+        raise ConfigProblem(f"expected {what}, got {type(v).__name__}", field=path)
+    return v
+
+
+def _labels(v: Any, path: str) -> dict[str, str]:
+    return {str(k): str(x) for k, x in _map(v, path, "a mapping of labels").items()}
+
+
 def _meta(doc: dict[str, Any]) -> tuple[str, str | None]:
-    meta = doc.get("metadata") or {}
+    meta = _map(doc.get("metadata"), "metadata")
     return str(meta.get("name", "?")), meta.get("namespace")
 
 
@@ -201,10 +219,10 @@ def traffic_policy(tp: Any, path: str) -> TrafficPolicy:
     if not isinstance(tp, dict):
         raise ConfigProblem("expected a mapping", field=path)
     pool = None
-    cp = tp.get("connectionPool")
+    cp = _map(tp.get("connectionPool"), f"{path}.connectionPool")
     if cp:
-        tcp, http = cp.get("tcp") or {}, cp.get("http") or {}
         p = f"{path}.connectionPool"
+        tcp, http = _map(cp.get("tcp"), p + ".tcp"), _map(cp.get("http"), p + ".http")
         pool = ConnectionPool(
             max_connections=_int(tcp["maxConnections"], p + ".tcp.maxConnections") if "maxConnections" in tcp else None,
             http1_max_pending_requests=_int(http["http1MaxPendingRequests"], p + ".http.http1MaxPendingRequests")
@@ -216,7 +234,7 @@ def traffic_policy(tp: Any, path: str) -> TrafficPolicy:
             idle_timeout_s=_dur(http["idleTimeout"], p + ".http.idleTimeout") if "idleTimeout" in http else None,
         )
     od = None
-    o = tp.get("outlierDetection")
+    o = _map(tp.get("outlierDetection"), f"{path}.outlierDetection")
     if o:
         p = f"{path}.outlierDetection"
         gw = o.get("consecutiveGatewayErrors", o.get("consecutiveErrors"))
@@ -241,11 +259,14 @@ def destination_rule(doc: dict[str, Any]) -> DestinationRuleLimits:
         raise ConfigProblem("a DestinationRule needs spec.host", field="spec.host")
     dr = DestinationRuleLimits(name=name, namespace=ns, host=spec["host"],
                                policy=traffic_policy(spec.get("trafficPolicy"), "spec.trafficPolicy"))
-    for j, sub in enumerate(spec.get("subsets") or []):
+    subsets = spec.get("subsets") or []
+    if not isinstance(subsets, list):
+        raise ConfigProblem("expected a list of subsets", field="spec.subsets")
+    for j, sub in enumerate(subsets):
         if not isinstance(sub, dict) or "name" not in sub:
             raise ConfigProblem("a subset needs a name", field=f"spec.subsets[{j}].name")
         dr.subsets[str(sub["name"])] = (
-            {str(k): str(v) for k, v in (sub.get("labels") or {}).items()},
+            _labels(sub.get("labels"), f"spec.subsets[{j}].labels"),
             traffic_policy(sub.get("trafficPolicy"), f"spec.subsets[{j}].trafficPolicy"))
     return dr
 
@@ -254,13 +275,10 @@ def _typed_value(tc: Any, path: str) -> dict[str, Any] | None:
     """The LocalRateLimit message of a typed_config (direct, or inside a TypedStruct)."""
     if not isinstance(tc, dict):
         return None
-    t = tc.get("@type", "")
+    t = str(tc.get("@type", ""))
     if t.endswith("TypedStruct"):
         if str(tc.get("type_url", "")).endswith("local_ratelimit.v3.LocalRateLimit"):
-            v = tc.get("value") or {}
-            if not isinstance(v, dict):
-                raise ConfigProblem("expected a mapping", field=path + ".value")
-            return v
+            return _map(tc.get("value"), path + ".value")
         return None
     if t.endswith("local_ratelimit.v3.LocalRateLimit"):
         return tc
@@ -286,16 +304,17 @@ def token_bucket(v: Any, path: str) -> TokenBucket:
 
 def envoy_filter(doc: dict[str, Any]) -> tuple[RateLimitLimits | None, list[str]]:
     name, ns = _meta(doc)
-    spec = doc.get("spec") or {}
-    sel = ((spec.get("workloadSelector") or {}).get("labels")) or {}
-    rl = RateLimitLimits(name=name, namespace=ns, selector={str(k): str(v) for k, v in sel.items()})
+    spec = _map(doc.get("spec"), "spec")
+    rl = RateLimitLimits(name=name, namespace=ns, selector=_selector(spec))
     problems: list[str] = []
     found = False
-    for j, patch in enumerate(spec.get("configPatches") or []):
+    patches = spec.get("configPatches") or []
+    if not isinstance(patches, list):
+        raise ConfigProblem("expected a list of patches", field="spec.configPatches")
+    for j, patch in enumerate(patches):
         path = f"spec.configPatches[{j}]"
-        if not isinstance(patch, dict):
-            raise ConfigProblem("expected a mapping", field=path)
-        value = (patch.get("patch") or {}).get("value") or {}
+        patch = _map(patch, path)
+        value = _map(_map(patch.get("patch"), f"{path}.patch").get("value"), f"{path}.patch.value")
         if "listener" in patch:
             problems.append(f"EnvoyFilter {name}: {path}.listener sits beside match:, not under it; Istio prunes "
                             "it and the patch applies to every listener")
@@ -306,13 +325,15 @@ def envoy_filter(doc: dict[str, Any]) -> tuple[RateLimitLimits | None, list[str]
                 if "token_bucket" in v:
                     rl.bucket = token_bucket(v["token_bucket"], f"{path}.patch.value.typed_config.token_bucket")
         elif patch.get("applyTo") == "HTTP_ROUTE":
-            pf = (value.get("typed_per_filter_config") or {}).get(LOCAL_RATELIMIT)
+            pf = _map(value.get("typed_per_filter_config"), f"{path}.patch.value.typed_per_filter_config").get(
+                LOCAL_RATELIMIT)
             v = _typed_value(pf, f"{path}.patch.value.typed_per_filter_config")
             if v is not None and "token_bucket" in v:
                 found = True
-                route = (((patch.get("match") or {}).get("routeConfiguration") or {}).get("vhost") or {}).get(
-                    "route") or {}
-                key = route.get("name") or "*"
+                route, where = patch.get("match"), f"{path}.match"
+                for part in ("routeConfiguration", "vhost", "route"):
+                    route, where = _map(route, where).get(part), f"{where}.{part}"
+                key = _map(route, where).get("name") or "*"
                 rl.routes[str(key)] = token_bucket(
                     v["token_bucket"], f"{path}.patch.value.typed_per_filter_config.{LOCAL_RATELIMIT}.token_bucket")
     return (rl if found else None), problems
@@ -320,14 +341,22 @@ def envoy_filter(doc: dict[str, Any]) -> tuple[RateLimitLimits | None, list[str]
 
 def sidecar(doc: dict[str, Any]) -> SidecarScope:
     name, ns = _meta(doc)
-    spec = doc.get("spec") or {}
-    sel = ((spec.get("workloadSelector") or {}).get("labels")) or {}
+    spec = _map(doc.get("spec"), "spec")
     hosts: list[str] = []
-    for j, eg in enumerate(spec.get("egress") or []):
+    egress = spec.get("egress") or []
+    if not isinstance(egress, list):
+        raise ConfigProblem("expected a list of egress entries", field="spec.egress")
+    for j, eg in enumerate(egress):
         hs = eg.get("hosts") if isinstance(eg, dict) else None
         if not isinstance(hs, list):
             raise ConfigProblem("egress entries need a hosts list", field=f"spec.egress[{j}].hosts")
         hosts += [str(h) for h in hs]
-    if not spec.get("egress"):
+    if not egress:
         hosts = ["*/*"]  # no egress section: the proxy sees everything
-    return SidecarScope(name=name, namespace=ns, selector={str(k): str(v) for k, v in sel.items()}, hosts=hosts)
+    return SidecarScope(name=name, namespace=ns, selector=_selector(spec), hosts=hosts)
+
+
+def _selector(spec: dict[str, Any]) -> dict[str, str]:
+    """`spec.workloadSelector.labels` (EnvoyFilter, Sidecar); empty when absent."""
+    sel = _map(spec.get("workloadSelector"), "spec.workloadSelector")
+    return _labels(sel.get("labels"), "spec.workloadSelector.labels")

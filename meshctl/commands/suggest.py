@@ -116,8 +116,7 @@ def _load_current(path: str) -> Any:
     try:
         cfg = parse_documents(docs, "-" if path == "-" else path)
     except ConfigProblem as p:
-        line = nodes[p.doc].start_mark.line + 1 if p.doc < len(nodes) and nodes[p.doc] is not None else None
-        line = node_line(nodes[p.doc], p.field) if p.doc < len(nodes) and nodes[p.doc] is not None else line
+        line = node_line(nodes[p.doc], p.field) if p.doc < len(nodes) else None
         raise InputError(str(p), file=path, line=line, field=p.field) from None
     if not (cfg.destination_rules or cfg.rate_limits or cfg.sidecars):
         raise InputError("no DestinationRule, local rate limit EnvoyFilter or Sidecar found", file=path,
