@@ -31,7 +31,7 @@ FORMATS = ("auto", "istio-text", "envoy-text", "envoy-format", "istio-json", "li
               help="Access-log format (auto detects it per file).")
 @click.option("--log-format-string", metavar="FORMAT",
               help="The Envoy format string the proxies use (e.g. meshConfig.accessLogFormat), "
-                   "or a JSON object of key → %%OPERATOR%% for json_format logs.")
+                   "or a JSON object of key → %OPERATOR% for json_format logs.")
 @click.option("--workload", metavar="NAME",
               help="Files: the workload whose proxy wrote them (with -n NAMESPACE).")
 @collect_options("Files")

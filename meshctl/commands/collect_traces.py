@@ -50,7 +50,8 @@ def traces(paths: tuple[str, ...], fmt: str, jaeger: str | None, zipkin: str | N
     \b
     Files: OTLP JSON (one document, or the Collector file exporter's JSON lines), OTLP protobuf,
     Jaeger JSON (UI download, /api/traces answers), Zipkin v2 JSON; paths, directories, globs, .gz,
-    and - for stdin (in directories: *.json, *.jsonl, *.ndjson, *.pb, *.binpb, *.otlp and their .gz).
+    and - for stdin (in directories: *.json, *.jsonl, *.ndjson, *.pb, *.binpb, *.proto, *.otlp, *.bin and
+    their .gz).
     Spans of one call in different files still pair.
 
     \b
