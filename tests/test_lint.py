@@ -332,6 +332,21 @@ def test_schema_rule(schemas_dir):
     assert lint([str(FIXTURES / "schema.yaml")]).findings == []
 
 
+def test_configmap_mesh_string_is_read_as_istiod_reads_it(schemas_dir):
+    """Go's YAML reads `001:db8::` in a flow sequence as a string; the schema check of the istio
+    ConfigMap's data.mesh reads it the same way as the lint rules (no false structural error)."""
+    from meshctl.validate.schemas import SchemaStore
+
+    mesh = "trustDomainAliases: [cluster.local, 001:db8::]\n"
+    cm = ("apiVersion: v1\nkind: ConfigMap\nmetadata: {name: istio, namespace: istio-system}\n"
+          "data:\n  mesh: |-\n    " + mesh)
+    r = lint_text([("cm.yaml", cm)], schemas=SchemaStore.from_dir(schemas_dir))
+    assert r.findings == []
+    assert r.documents == 1
+    bad = lint_text([("cm.yaml", cm.replace("[cluster.local,", "[{a: b},"))], schemas=SchemaStore.from_dir(schemas_dir))
+    assert [(f.code, f.path) for f in bad.findings] == [("MSH0004", "$.data.mesh.trustDomainAliases[0]")]
+
+
 def test_schema_errors_on_fields_a_rule_explains_are_not_repeated(schemas_dir):
     from meshctl.validate.schemas import SchemaStore
 

@@ -3,8 +3,9 @@
 A stream is split at its `---` separators and each document is parsed on its own, so one document
 with a syntax error is reported (file, line, problem) while the documents around it are still
 checked. Every mapping key and sequence item gets its 1-based line, so a finding can point at the
-field it is about. Mappings that repeat a key are reported too: PyYAML keeps the last value, Go's
-YAML libraries (kubectl, istiod) refuse or keep another one.
+field it is about. Values are read as Go's YAML reads them (`meshctl.goyaml`). Mappings that repeat a
+key are reported too: PyYAML keeps the last value, Go's YAML libraries (kubectl, istiod) refuse or keep
+another one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
+
+from meshctl.goyaml import compose, node_key
 
 Path = tuple[Any, ...]
 
@@ -129,12 +132,6 @@ class Loaded:
     duplicate_keys: list[DuplicateKey] = field(default_factory=list)
 
 
-def _loader_class():
-    import yaml
-
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
-
 def split_documents(text: str) -> Iterator[tuple[int, str]]:
     """(0-based first line, text) of each document of a YAML stream, split at `---` / `...` lines."""
     lines = text.splitlines(keepends=True)
@@ -171,20 +168,14 @@ def parse_text(text: str, file: str, *, default_namespace: str = "default", line
         if _blank(chunk):
             continue
         try:
-            node, obj = _compose(chunk, _loader_class())
+            node, obj = compose(chunk)
         except yaml.MarkedYAMLError as exc:
-            try:
-                # libyaml refuses a few plain scalars Go's YAML reads (an IPv6 `001:db8::` in a flow
-                # sequence); PyYAML's own parser reads them.
-                node, obj = _compose(chunk, yaml.SafeLoader)
-                obj = _go_plain_scalars(node, obj, chunk)
-            except yaml.YAMLError:
-                mark = exc.problem_mark or exc.context_mark
-                line = line_offset + start + (mark.line + 1 if mark else 1)
-                col = mark.column + 1 if mark else None
-                out.syntax.append(SyntaxProblem(file, line, col, _describe(exc, line_offset + start), index))
-                index += 1
-                continue
+            mark = exc.problem_mark or exc.context_mark
+            line = line_offset + start + (mark.line + 1 if mark else 1)
+            col = mark.column + 1 if mark else None
+            out.syntax.append(SyntaxProblem(file, line, col, _describe(exc, line_offset + start), index))
+            index += 1
+            continue
         except yaml.YAMLError as exc:  # e.g. a reader error: bad characters
             out.syntax.append(SyntaxProblem(file, line_offset + start + 1, None, str(exc).splitlines()[0], index))
             index += 1
@@ -201,38 +192,6 @@ def parse_text(text: str, file: str, *, default_namespace: str = "default", line
     return out
 
 
-def _compose(chunk: str, loader_class: Any) -> tuple[Any, Any]:
-    loader = loader_class(chunk)
-    try:
-        node = loader.get_single_node()
-        return node, (loader.construct_document(node) if node is not None else None)
-    finally:
-        loader.dispose()
-
-
-def _go_plain_scalars(node: Any, data: Any, text: str) -> Any:
-    """PyYAML reads `[a, 001:db8::]` as [a, {'001:db8:': None}]; Go's YAML reads the plain scalar
-    `001:db8::`. Turn such one-pair mappings written as `x:` inside flow sequences back into strings."""
-    import yaml
-
-    if isinstance(node, yaml.SequenceNode) and isinstance(data, list):
-        for i, (item_node, item) in enumerate(zip(node.value, data, strict=False)):
-            if (node.flow_style and isinstance(item_node, yaml.MappingNode) and isinstance(item, dict)
-                    and len(item) == 1 and next(iter(item.values())) is None):
-                key = next(iter(item))
-                raw = text[item_node.start_mark.index:item_node.end_mark.index].strip()
-                if isinstance(key, str) and raw == key + ":":
-                    data[i] = raw
-                    continue
-            data[i] = _go_plain_scalars(item_node, item, text)
-    elif isinstance(node, yaml.MappingNode) and isinstance(data, dict):
-        for key_node, value_node in node.value:
-            key = _key_of(key_node, data)
-            if key in data:
-                data[key] = _go_plain_scalars(value_node, data[key], text)
-    return data
-
-
 def _describe(exc: Any, offset: int) -> str:
     problem = (exc.problem or "").strip() or str(exc).splitlines()[0]
     if exc.context:
@@ -241,18 +200,6 @@ def _describe(exc: Any, offset: int) -> str:
             ctx += f" started at line {offset + exc.context_mark.line + 1}"
         return f"{problem} ({ctx})"
     return problem
-
-
-def _key_of(key_node: Any, data: Mapping[Any, Any]) -> Any:
-    raw = getattr(key_node, "value", None)
-    if not isinstance(raw, str):
-        return None
-    if raw in data:
-        return raw
-    for k in data:  # keys resolved to int/bool/float by the YAML resolver
-        if str(k).lower() == raw.lower():
-            return k
-    return raw
 
 
 def _record_lines(node: Any, data: Any, path: Path, lines: dict[Path, int], offset: int,
@@ -266,7 +213,7 @@ def _record_lines(node: Any, data: Any, path: Path, lines: dict[Path, int], offs
         for key_node, value_node in node.value:
             if getattr(key_node, "tag", "") == "tag:yaml.org,2002:merge":
                 continue
-            key = _key_of(key_node, data)
+            key = node_key(key_node, data)
             line = offset + key_node.start_mark.line + 1
             if key in seen:
                 dups.append((path, str(key), seen[key], line))

@@ -192,6 +192,8 @@ class SchemaStore:
     def _validate_configmap(self, obj: Mapping[str, Any], name: str) -> list[Problem]:
         import yaml
 
+        from meshctl import goyaml
+
         out: list[Problem] = []
         data = obj.get("data") or {}
         if not isinstance(data, Mapping):
@@ -202,7 +204,7 @@ class SchemaStore:
         meta = obj.get("metadata") or {}
         if str(meta.get("name", "")).startswith("istio") and isinstance(data.get("mesh"), str):
             try:
-                mesh = yaml.safe_load(data["mesh"]) or {}
+                mesh = goyaml.load(data["mesh"]) or {}  # as istiod reads it
             except yaml.YAMLError as exc:
                 return [*out, Problem(name, "$.data.mesh", f"not valid YAML: {exc}", "schema")]
             out += self._validate_key(MESH_CONFIG, mesh, name, ["data", "mesh"])
