@@ -65,6 +65,22 @@ def test_metrics_document_errors_name_the_field(doc, field, needle):
     assert e.value.field == field and needle in e.value.message
 
 
+@pytest.mark.parametrize(("parse", "doc", "field", "needle"), [
+    (cc.parse_meshctl_config, {"metrics": {"errors": {"events": "error"}}}, "metrics", "list of metrics"),
+    (cc.parse_meshctl_config, {"metrics": [{"name": "x", "events": "error"}, {"name": "x", "events": "error"}]},
+     "metrics[1].name", "duplicate"),
+    (cc.parse_meshctl_config, {"metrics": [{"name": "", "events": "error"}]}, "metrics[0].name", "needs a name"),
+    (cc.parse_kayenta_config, {"classifier": {}, "metrics": []}, "metrics", "non-empty"),
+    (cc.parse_kayenta_config, {"classifier": {}, "metrics": [{"name": "a"}, {"name": "a"}]}, "metrics[1].name",
+     "duplicate"),
+    (cc.parse_kayenta_config, {"classifier": {}, "metrics": ["cpu"]}, "metrics[0]", "must be an object"),
+])
+def test_metric_list_errors_name_the_field(parse, doc, field, needle):
+    with pytest.raises(cc.ConfigError) as e:
+        parse(doc)
+    assert e.value.field == field and needle in e.value.message
+
+
 def test_kayenta_config_detection_and_parsing():
     doc = {"name": "c", "configVersion": "1", "judge": {"name": "NetflixACAJudge-v1.0"},
            "metrics": [{"name": "cpu", "groups": ["system"], "scopeName": "default",

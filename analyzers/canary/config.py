@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
@@ -340,6 +340,30 @@ def _top_level(doc: Mapping[str, Any], cfg: JudgeConfig) -> JudgeConfig:
     return _score_thresholds(doc.get("scoreThresholds"), "scoreThresholds", cfg)
 
 
+def _metric_entries(doc: Mapping[str, Any], allowed: Sequence[str] | None, *, required: bool
+                    ) -> Iterator[tuple[str, Mapping[str, Any], str]]:
+    """(path, entry, name) of each item of `metrics`: an object (with only `allowed` keys, when
+    given) whose name is non-empty and unique. `required`: the list must be there and not empty."""
+    items = doc.get("metrics")
+    if required and (not isinstance(items, list) or not items):
+        raise ConfigError("must be a non-empty list of metrics", "metrics")
+    if items and not isinstance(items, list):
+        raise ConfigError("must be a list of metrics", "metrics")
+    seen: set[str] = set()
+    for i, item in enumerate(items or []):
+        path = f"metrics[{i}]"
+        m = _obj(item, path)
+        if allowed is not None:
+            _check_keys(m, path, allowed)
+        name = _get(m, "name", path, (str,))
+        if not name:
+            raise ConfigError("every metric needs a name", f"{path}.name")
+        if name in seen:
+            raise ConfigError(f"duplicate metric name {name!r}", f"{path}.name")
+        seen.add(name)
+        yield path, m, name
+
+
 # ---- `--metrics` arrays -------------------------------------------------------------------------
 
 @dataclass(frozen=True)
@@ -354,21 +378,9 @@ def parse_metrics_document(doc: Any, base: JudgeConfig | None = None) -> tuple[J
     d = _obj(doc, "$")
     _check_keys(d, "", ("metrics", "groupWeights", "scoreThresholds", "tolerance", "confidence", "judge", "power"))
     cfg = _top_level(d, base or JudgeConfig())
-    items = d.get("metrics")
-    if not isinstance(items, list) or not items:
-        raise ConfigError("must be a non-empty list of metrics", "metrics")
     out: list[ArrayMetric] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        path = f"metrics[{i}]"
-        m = _obj(item, path)
-        _check_keys(m, path, ("name", "groups", "baseline", "canary", "description", "muted", *_ANALYSIS_KEYS))
-        name = _get(m, "name", path, (str,))
-        if not name:
-            raise ConfigError("every metric needs a name", f"{path}.name")
-        if name in seen:
-            raise ConfigError(f"duplicate metric name {name!r}", f"{path}.name")
-        seen.add(name)
+    keys = ("name", "groups", "baseline", "canary", "description", "muted", *_ANALYSIS_KEYS)
+    for path, m, name in _metric_entries(d, keys, required=True):
         arrays = {}
         for side in ("baseline", "canary"):
             arr = m.get(side)
@@ -417,20 +429,8 @@ def parse_kayenta_config(doc: Any, base: JudgeConfig | None = None) -> tuple[Jud
     cfg = replace(cfg, group_weights=_weights(classifier.get("groupWeights"), "classifier.groupWeights"))
     cfg = _score_thresholds(classifier.get("scoreThresholds"), "classifier.scoreThresholds", cfg)
     cfg = _score_thresholds(d.get("scoreThresholds"), "scoreThresholds", cfg)
-    items = d.get("metrics")
-    if not isinstance(items, list) or not items:
-        raise ConfigError("must be a non-empty list of metrics", "metrics")
     out: list[KayentaMetric] = []
-    seen: set[str] = set()
-    for i, item in enumerate(items):
-        path = f"metrics[{i}]"
-        m = _obj(item, path)
-        name = _get(m, "name", path, (str,))
-        if not name:
-            raise ConfigError("every metric needs a name", f"{path}.name")
-        if name in seen:
-            raise ConfigError(f"duplicate metric name {name!r}", f"{path}.name")
-        seen.add(name)
+    for path, m, name in _metric_entries(d, None, required=True):  # Kayenta's metric keys are open
         ac = m.get("analysisConfigurations") or {}
         ac = _obj(ac, f"{path}.analysisConfigurations")
         canary = _obj(ac.get("canary") or {}, f"{path}.analysisConfigurations.canary")
@@ -487,16 +487,8 @@ def parse_meshctl_config(doc: Any, base: JudgeConfig | None = None,
         else:
             raise ConfigError("must be true, false or a list of built-in metric names", "builtins")
     metrics: dict[str, MetricConfig] = {}
-    for i, item in enumerate(d.get("metrics") or []):
-        path = f"metrics[{i}]"
-        m = _obj(item, path)
-        _check_keys(m, path, ("name", "groups", "description", "muted", "filter", "events", "value", "aggregation",
-                              *_ANALYSIS_KEYS))
-        name = _get(m, "name", path, (str,))
-        if not name:
-            raise ConfigError("every metric needs a name", f"{path}.name")
-        if name in metrics:
-            raise ConfigError(f"duplicate metric name {name!r}", f"{path}.name")
+    keys = ("name", "groups", "description", "muted", "filter", "events", "value", "aggregation", *_ANALYSIS_KEYS)
+    for path, m, name in _metric_entries(d, keys, required=False):
         custom = any(k in m for k in ("filter", "events", "value", "aggregation"))
         if name in builtin and not custom:
             mc = builtin[name]
