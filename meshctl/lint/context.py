@@ -8,7 +8,7 @@ catalog message, the object (kind/namespace/name), the file and the line of the 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -16,6 +16,7 @@ from meshctl.lint.hosts import ServiceIndex
 from meshctl.lint.loader import Document, DuplicateKey, Path, SyntaxProblem
 from meshctl.lint.meshconfig import MeshSource, MeshView
 from meshctl.lint.messages import CATALOG, Finding
+from meshctl.validate.problems import json_path
 
 
 @dataclass(frozen=True)
@@ -25,18 +26,6 @@ class Rule:
     kinds: tuple[str, ...]  # the inputs it reads ("Telemetry", "MeshConfig", "Service", ...)
     codes: tuple[str, ...]  # the catalog codes it may report
     check: Callable[[LintContext], None]
-
-
-def json_path(path: Iterable[Any]) -> str:
-    out = "$"
-    for p in path:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        elif isinstance(p, str) and p and all(c.isalnum() or c in "_-" for c in p) and not p[0].isdigit():
-            out += f".{p}"
-        else:
-            out += "[" + repr(str(p)) + "]"
-    return out
 
 
 @dataclass
@@ -113,3 +102,15 @@ def mapping(v: Any) -> Mapping[str, Any]:
 
 def seq(v: Any) -> list[Any]:
     return v if isinstance(v, list) else []
+
+
+def strings(v: Any, path: Path = ()) -> Iterator[tuple[Path, str]]:
+    """(path, value) of every string in `v`, mappings and lists walked in order."""
+    if isinstance(v, Mapping):
+        for k, sub in v.items():
+            yield from strings(sub, (*path, k))
+    elif isinstance(v, list):
+        for i, sub in enumerate(v):
+            yield from strings(sub, (*path, i))
+    elif isinstance(v, str):
+        yield path, v

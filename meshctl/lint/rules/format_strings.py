@@ -11,7 +11,7 @@ from collections.abc import Iterator, Mapping
 from typing import Any
 
 from meshctl.lint import envoyformat
-from meshctl.lint.context import LintContext, Rule, json_path, mapping, seq
+from meshctl.lint.context import LintContext, Rule, json_path, mapping, seq, strings
 from meshctl.lint.loader import Path
 from meshctl.lint.meshconfig import g, key_of, providers_of
 
@@ -20,24 +20,13 @@ _FORMAT_KEYS = {"inline_string", "inlineString", "text_format", "textFormat", "f
 _FORMAT_PARENTS = {"json_format", "jsonFormat", "typed_json_format", "typedJsonFormat", "labels"}
 
 
-def _strings(v: Any, path: Path) -> Iterator[tuple[Path, str]]:
-    if isinstance(v, Mapping):
-        for k, sub in v.items():
-            yield from _strings(sub, (*path, k))
-    elif isinstance(v, list):
-        for i, sub in enumerate(v):
-            yield from _strings(sub, (*path, i))
-    elif isinstance(v, str):
-        yield path, v
-
-
 def _access_log_formats(value: Any, path: Path) -> Iterator[tuple[Path, str]]:
     """Format strings inside access_log entries of an EnvoyFilter patch value."""
     if isinstance(value, Mapping):
         for k, sub in value.items():
             if k in ("access_log", "accessLog", "upstream_log", "upstreamLog") and isinstance(sub, list):
                 for i, entry in enumerate(sub):
-                    for p, s in _strings(entry, (*path, k, i)):
+                    for p, s in strings(entry, (*path, k, i)):
                         keys = {str(x) for x in p}
                         if p[-1] in _FORMAT_KEYS or keys & _FORMAT_PARENTS:
                             yield p, s
@@ -74,7 +63,7 @@ def check(ctx: LintContext) -> None:
             if isinstance(log_format.get("text"), str):
                 _report(ctx, log_format["text"], source=src, path=p.sub(lf, "text"))
             for name, value in mapping(log_format.get("labels")).items():
-                for sub, s in _strings(value, ()):
+                for sub, s in strings(value):
                     _report(ctx, s, source=src, path=p.sub(lf, "labels", name, *sub))
     for doc in ctx.istio("EnvoyFilter"):
         for i, cp in enumerate(seq(doc.spec.get("configPatches"))):
