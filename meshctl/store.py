@@ -326,6 +326,19 @@ class Dataset:
 
         `dictionary=True` returns string columns dictionary-encoded, as Parquet stores them: no
         per-row strings are built, which halves reading and matching millions of rows."""
+        return self.scanner(columns=columns, since=since, until=until, dictionary=dictionary).to_table()
+
+    def scanner(
+        self,
+        *,
+        columns: Sequence[str] | None = None,
+        since: datetime | None = None,
+        until: datetime | None = None,
+        dictionary: bool = False,
+        batch_size: int | None = None,
+    ) -> Any:
+        """What `arrow()` reads, as a pyarrow Scanner: its record batches stream the table in bounded
+        memory (`meshctl dataset export`)."""
         import pyarrow.dataset as ds
 
         self.require()
@@ -349,7 +362,8 @@ class Dataset:
         if until is not None:
             cond = ts < _arrow_ts(until)
             flt = cond if flt is None else flt & cond
-        return dataset.to_table(columns=cols, filter=flt)
+        extra = {"batch_size": batch_size} if batch_size else {}
+        return dataset.scanner(columns=cols, filter=flt, **extra)
 
     def read(
         self,
@@ -364,7 +378,12 @@ class Dataset:
     def read_window(
         self, since: str | None = None, until: str | None = None, *, columns: Sequence[str] | None = None
     ) -> pd.DataFrame:
-        """Rows in the `--since/--until` window; durations count back from the newest stored row
+        """Rows in the `--since/--until` window (see `window`)."""
+        start, end = self.window(since, until)
+        return self.read(columns=columns, since=start, until=end)
+
+    def window(self, since: str | None, until: str | None) -> tuple[datetime | None, datetime | None]:
+        """`--since/--until` → [start, end) bounds; durations count back from the newest stored row
         (see meshctl.timewindow)."""
         from meshctl.timewindow import resolve_window
 
@@ -372,8 +391,7 @@ class Dataset:
         if since or until:
             tr = self.time_range()
             anchor = tr[1] if tr else None
-        start, end = resolve_window(since, until, anchor=anchor)
-        return self.read(columns=columns, since=start, until=end)
+        return resolve_window(since, until, anchor=anchor)
 
     def time_range(self) -> tuple[datetime, datetime] | None:
         import pyarrow.compute as pc

@@ -117,31 +117,15 @@ def rejects(data_dir: str, output: str, limit: int) -> None:
 
 # ---- helpers --------------------------------------------------------------------------------
 def _batches(ds: Any, since: str | None, until: str | None, cols: list[str] | None):
-    import pyarrow.dataset as pds
-
     from analyzers import table as rt
     from meshctl.errors import InputError
-    from meshctl.store import _arrow_ts, _stored_schema
-    from meshctl.timewindow import resolve_window
 
     if cols:
         unknown = sorted(set(cols) - set(rt.COLUMN_NAMES))
         if unknown:
             raise InputError(f"unknown requests-table columns: {', '.join(unknown)}", field="--columns")
-    anchor = None
-    if since or until:
-        tr = ds.time_range()
-        anchor = tr[1] if tr else None
-    start, end = resolve_window(since, until, anchor=anchor)
-    flt = None
-    ts = pds.field("timestamp")
-    if start is not None:
-        flt = ts >= _arrow_ts(start)
-    if end is not None:
-        flt = (ts < _arrow_ts(end)) if flt is None else flt & (ts < _arrow_ts(end))
-    dataset = pds.dataset(str(ds.requests_dir), format="parquet", schema=_stored_schema())
-    columns = cols or rt.COLUMN_NAMES
-    scanner = dataset.scanner(columns=columns, filter=flt, batch_size=64_000)
+    start, end = ds.window(since, until)
+    scanner = ds.scanner(columns=cols, since=start, until=end, batch_size=64_000)
     return scanner.to_batches(), scanner.projected_schema
 
 
