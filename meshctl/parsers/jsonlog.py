@@ -26,6 +26,7 @@ import re
 import threading
 from typing import TYPE_CHECKING, Any
 
+from meshctl.parsers.base import json_text
 from meshctl.parsers.fields import (
     DIRECT_KEYS,
     ISTIO_JSON_KEYS,
@@ -111,16 +112,9 @@ class JsonFormat:
             if key not in obj:
                 continue
             v = obj[key]
-            f = self.fields[key]
-            if isinstance(v, (dict, list)):
-                if f.kind != "peer":
-                    raise LineError(f"{key} is a JSON {type(v).__name__}, not a value", field=key)
-                v = json.dumps(v)
-            elif isinstance(v, bool):
-                v = "true" if v else "false"
-            elif v is not None and not isinstance(v, str):
-                v = repr(v) if isinstance(v, float) else str(v)
-            out[key] = v
+            if isinstance(v, (dict, list)) and self.fields[key].kind != "peer":
+                raise LineError(f"{key} is a JSON {type(v).__name__}, not a value", field=key)
+            out[key] = json_text(v)
         return [out]
 
     # ---- vectorized -----------------------------------------------------------------------

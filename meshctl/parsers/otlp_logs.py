@@ -257,11 +257,5 @@ def _attr_row(attrs: dict[str, Any]) -> dict[str, Any]:
     for k, v in attrs.items():
         if json_key_field(k) is None and k not in SEMCONV:
             continue
-        if isinstance(v, (dict, list)):
-            v = json.dumps(v)
-        elif isinstance(v, bool):
-            v = "true" if v else "false"
-        elif v is not None and not isinstance(v, str):
-            v = str(v)
-        row[f"a|{k}"] = v
+        row[f"a|{k}"] = json_text(v)
     return row
