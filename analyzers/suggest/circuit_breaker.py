@@ -32,7 +32,7 @@ import math
 from typing import TYPE_CHECKING
 
 from analyzers.suggest import traffic as tf
-from analyzers.suggest.config import SuggestConfig, service_matches, service_namespace
+from analyzers.suggest.config import SuggestConfig
 from analyzers.suggest.messages import msg
 from analyzers.suggest.model import (
     ConnectionPool,
@@ -52,13 +52,7 @@ PREFER = "client"
 
 def suggest(tr: tf.Traffic, cfg: SuggestConfig) -> list[Suggestion]:
     out: list[Suggestion] = []
-    for (svc_i, sub_i), rows in tr.groups(tr.service, tr.subset):
-        service = tr.service.labels[svc_i]
-        if not service_matches(service, cfg.services):
-            continue
-        ns = service_namespace(service, tr.first_value("destination_namespace", rows))
-        if cfg.namespace and ns != cfg.namespace:
-            continue
+    for (_, sub_i), rows, service, ns in tr.service_groups(cfg, tr.subset):
         subset = tr.subset.label(sub_i)
         target = Target(service=service, namespace=ns, subset=subset,
                         version=tr.first_value("destination_version", rows) if subset else None,
@@ -80,7 +74,6 @@ def impute_durations(tr: tf.Traffic, rows: np.ndarray) -> tuple[np.ndarray, floa
 
 
 def _one(tr: tf.Traffic, rows: np.ndarray, target: Target, cfg: SuggestConfig) -> Suggestion:
-
     s = Suggestion(kind="circuit-breaker", target=target)
     start = tr.start[rows]
     rate = tf.rate_figures(start)
@@ -108,22 +101,20 @@ def _one(tr: tf.Traffic, rows: np.ndarray, target: Target, cfg: SuggestConfig) -
     uc = int(tr.uc[rows].sum())
     if uc:
         s.messages.append(msg("SG008", count=uc, service=target.service))
-    rps_ev = [Evidence("mean rate", round(rate.mean, 2), "rps"), Evidence("p99 rate", rate.p99, "rps"),
-              Evidence("peak rate", rate.peak, "rps", at=tr.iso(rate.peak_at))]
 
     pool = None
-    durations, _median = impute_durations(tr, rows)
-    if lat is None or _median is None:
+    durations, median = impute_durations(tr, rows)
+    if lat is None or median is None:
         s.messages.append(msg("SG002"))
     else:
-        pool = _connection_pool(tr, rows, durations, rate, lat, h2, s, cfg, rps_ev)
+        pool = _connection_pool(tr, rows, durations, rate, lat, h2, s, cfg)
     outlier = _outlier(tr, rows, hosts, rate, s, cfg)
     s.limits = TrafficPolicy(connection_pool=pool, outlier_detection=outlier)
     s._rows = rows  # type: ignore[attr-defined]  # for the replay; not part of the result
     return s
 
 
-def _connection_pool(tr, rows, durations, rate, lat, h2, s: Suggestion, cfg: SuggestConfig, rps_ev):
+def _connection_pool(tr, rows, durations, rate, lat, h2, s: Suggestion, cfg: SuggestConfig):
     import numpy as np
 
     h = cfg.headroom
@@ -199,7 +190,6 @@ def _connection_pool(tr, rows, durations, rate, lat, h2, s: Suggestion, cfg: Sug
                                   [Evidence("p99 gap between requests of one caller", round(gap, 3), "s")]))
     else:
         idle = None
-    _ = rps_ev
     return ConnectionPool(max_connections=max_conn, http1_max_pending_requests=pending,
                           http2_max_requests=max_conn, max_requests_per_connection=mrpc, idle_timeout_s=idle)
 

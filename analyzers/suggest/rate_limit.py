@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from analyzers.suggest import traffic as tf
-from analyzers.suggest.config import SuggestConfig, service_matches, service_namespace
+from analyzers.suggest.config import SuggestConfig
 from analyzers.suggest.messages import msg
 from analyzers.suggest.model import Evidence, Setting, Suggestion, Target, TokenBucket
 from analyzers.suggest.replay import bucket_depth_needed
@@ -43,13 +43,7 @@ def instance_keys(tr: tf.Traffic, rows: np.ndarray) -> np.ndarray:
 
 def suggest(tr: tf.Traffic, cfg: SuggestConfig) -> list[Suggestion]:
     out: list[Suggestion] = []
-    for (svc_i,), rows in tr.groups(tr.service):
-        service = tr.service.labels[svc_i]
-        if not service_matches(service, cfg.services):
-            continue
-        ns = service_namespace(service, tr.first_value("destination_namespace", rows))
-        if cfg.namespace and ns != cfg.namespace:
-            continue
+    for _, rows, service, ns in tr.service_groups(cfg):
         if tr.first_value("destination_kind", rows):
             continue  # outside the mesh: no sidecar of ours serves it, so no local rate limit to set
         app = tr.first_value("destination_app", rows) or tr.first_value("destination_workload", rows)

@@ -36,7 +36,7 @@ import itertools
 import math
 from typing import TYPE_CHECKING
 
-from analyzers.suggest.model import UNLIMITED, ConnectionPool, OutlierDetection, ReplayResult, TokenBucket
+from analyzers.suggest.model import ConnectionPool, OutlierDetection, ReplayResult, TokenBucket
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -287,7 +287,3 @@ def replay_outlier(tr: Traffic, rows: np.ndarray, od: OutlierDetection) -> Repla
             c5[h] = 0
             cg[h] = 0
     return res
-
-
-def unlimited_pool() -> ConnectionPool:
-    return ConnectionPool(UNLIMITED, UNLIMITED, UNLIMITED)

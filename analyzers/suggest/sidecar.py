@@ -9,15 +9,10 @@ get none: Istio applies Sidecar resources to sidecars only.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from analyzers.suggest import traffic as tf
 from analyzers.suggest.config import SuggestConfig, service_namespace
 from analyzers.suggest.messages import msg
 from analyzers.suggest.model import Evidence, Setting, Suggestion, Target
-
-if TYPE_CHECKING:  # pragma: no cover
-    pass
 
 PREFER = "client"
 ALWAYS = ("istio-system/*",)

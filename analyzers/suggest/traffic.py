@@ -14,10 +14,12 @@ from __future__ import annotations
 import itertools
 import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import TYPE_CHECKING, Any
+
+from analyzers.suggest.config import SuggestConfig, service_matches, service_namespace
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -145,6 +147,19 @@ class Traffic:
             out.append((tuple(int(c[part[0]]) for c in cols), rows))
         return out
 
+    def service_groups(self, cfg: SuggestConfig, *keys: Codes
+                       ) -> Iterator[tuple[tuple[int, ...], np.ndarray, str, str | None]]:
+        """(codes, rows, service, namespace) of each destination service (and combination of `keys`)
+        that `--service` and `-n` select."""
+        for codes, rows in self.groups(self.service, *keys):
+            service = self.service.labels[codes[0]]
+            if not service_matches(service, cfg.services):
+                continue
+            ns = service_namespace(service, self.first_value("destination_namespace", rows))
+            if cfg.namespace and ns != cfg.namespace:
+                continue
+            yield codes, rows, service, ns
+
     def first_value(self, column: str, rows: np.ndarray) -> str | None:
         vals = self.frame[column].iloc[rows].dropna()
         return str(vals.mode().iloc[0]) if len(vals) else None
@@ -249,18 +264,17 @@ def rate_figures(start: np.ndarray) -> RateFigures:
     """Per-second request counts over the group's active span (empty seconds count as 0)."""
     import numpy as np
 
-    sec = np.floor(start).astype(np.int64)
-    first = int(sec[0])
-    counts = np.bincount(sec - first)
+    counts = per_second_counts(start)
     peak_i = int(np.argmax(counts))
     return RateFigures(
         seconds=len(counts), requests=len(start), mean=float(counts.mean()),
         p50=float(np.percentile(counts, 50)), p99=float(np.percentile(counts, 99)),
-        peak=int(counts[peak_i]), peak_at=float(first + peak_i),
+        peak=int(counts[peak_i]), peak_at=float(math.floor(start[0]) + peak_i),
     )
 
 
 def per_second_counts(start: np.ndarray) -> np.ndarray:
+    """Requests per whole second from the second of the first one (`start` sorted)."""
     import numpy as np
 
     sec = np.floor(start).astype(np.int64)
