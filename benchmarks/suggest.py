@@ -12,37 +12,12 @@ event-by-event simulation of the same limits as the baseline.
 from __future__ import annotations
 
 import argparse
-import heapq
 import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from _common import figure, peak_rss_mb, timed
-
-
-def naive_pool(start, duration, c, p, r):
-    heap, queue = [], []
-    active = rejected = 0
-    for i, t in enumerate(start.tolist()):
-        while heap and heap[0] <= t:
-            e = heapq.heappop(heap)
-            active -= 1
-            while queue and active < min(c, r):
-                q = queue.pop(0)
-                active += 1
-                heapq.heappush(heap, e + duration[q])
-        if active < c and not queue:
-            if active < r:
-                active += 1
-                heapq.heappush(heap, t + duration[i])
-            else:
-                rejected += 1
-        elif len(queue) < p:
-            queue.append(i)
-        else:
-            rejected += 1
-    return rejected
 
 
 def main() -> None:
@@ -57,6 +32,11 @@ def main() -> None:
     from analyzers.suggest.replay import replay_cluster_pool
     from analyzers.suggest.synthetic import ServiceTraffic, generate
     from analyzers.suggest.traffic import Traffic
+    from tests.test_replay import naive_pool  # the test's reference simulation is the baseline
+
+    def naive_rejected(start, duration, n):
+        pending_overflow, active_overflow, _queued = naive_pool(start, duration, n, n, n)
+        return pending_overflow + active_overflow
 
     per = args.requests // 10
     seconds = 100.0
@@ -85,7 +65,7 @@ def main() -> None:
     for name, n in (("half the suggestion", half), ("2", 2)):
         pool = ConnectionPool(n, n, n)
         sim_s, res = timed(lambda pool=pool: replay_cluster_pool(tr, rows, durations, pool, h2=False))
-        base_s, naive = timed(lambda n=n: sum(naive_pool(tr.start[rows[callers == c]], durations[callers == c], n, n, n)
+        base_s, naive = timed(lambda n=n: sum(naive_rejected(tr.start[rows[callers == c]], durations[callers == c], n)
                                               for c in np.unique(callers)))
         assert naive == res.rejected_overflow, (naive, res.rejected_overflow)
         figure(f"replay pool, limits {name} ({n})", sim_s, "s",

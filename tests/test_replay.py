@@ -12,10 +12,11 @@ from analyzers.suggest.replay import bucket_depth_needed, replay_bucket, replay_
 
 
 def naive_pool(start, duration, c, p, r, h2=False):
-    """Event-by-event from the first request, no shortcuts (the reference for replay_pool)."""
+    """Event-by-event from the first request, no shortcuts: the reference for replay_pool, and the
+    baseline benchmarks/suggest.py times it against. (pending overflows, active overflows, queued)"""
     heap, queue = [], []
     active = pend_of = act_of = queued = 0
-    for i, t in enumerate(start):
+    for i, t in enumerate(np.asarray(start).tolist()):
         while heap and heap[0] <= t:
             e = heapq.heappop(heap)
             active -= 1
