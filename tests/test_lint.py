@@ -153,6 +153,14 @@ def test_lines_inside_the_istio_configmap_mesh_string():
     assert "becomes" not in f.message and "1%" in f.message
 
 
+def test_proxy_config_annotation_sampling_codes_and_lines():
+    pod = ("apiVersion: v1\nkind: Pod\nmetadata:\n  name: {name}\n  namespace: shop\n  annotations:\n"
+           "    proxy.istio.io/config: |\n      tracing:\n        sampling: {value}\n")
+    text = "---\n".join(pod.format(name=n, value=v) for n, v in (("neg", -1), ("zero", 0), ("ok", 5), ("big", 101)))
+    got = [(f.code, f.resource, f.line) for f in lint_text([("pods.yaml", text)]).findings]
+    assert got == [("MSH0202", "Pod shop/neg", 9), ("MSH0203", "Pod shop/zero", 19), ("MSH0201", "Pod shop/big", 39)]
+
+
 def test_syntax_errors_name_file_and_line():
     r = lint([str(FIXTURES / "syntax.yaml")])
     first, third = [f for f in r.findings if f.code == "MSH0001"]

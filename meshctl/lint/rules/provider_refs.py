@@ -11,7 +11,7 @@ produces metrics).
 from __future__ import annotations
 
 from meshctl.lint.context import LintContext, Rule, mapping, seq
-from meshctl.lint.meshconfig import BUILTIN_PROVIDERS, SIGNALS, Provider
+from meshctl.lint.meshconfig import BUILTIN_PROVIDERS, SIGNALS, Provider, key_of
 
 EFFECT = {
     "tracing": "tracing is turned off for the workloads it selects",
@@ -64,7 +64,7 @@ def check(ctx: LintContext) -> None:
                        why="the input has no mesh config (add the IstioOperator, istiod Helm values or istio "
                            "ConfigMap to the input, or pass --mesh-config FILE)")
     for signal, (names, src) in mesh.defaults.items():
-        dp_key = "defaultProviders" if "defaultProviders" in src.config else "default_providers"
+        dp_key = key_of(src.config, "defaultProviders")
         for j, name in enumerate(names):
             path = (dp_key, signal, j)
             p = mesh.provider(name)

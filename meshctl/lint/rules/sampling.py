@@ -41,16 +41,21 @@ def _check_proxy_sampling(ctx: LintContext) -> None:
         if not isinstance(tracing, dict) or "sampling" not in tracing:
             continue
         path = (key_of(src.config, "defaultConfig"), key_of(dc, "tracing"), "sampling")
-        v = _number(tracing.get("sampling"))
-        if v is None:
-            continue
-        if v > 100:
-            ctx.report("MSH0201", source=src, path=path, field="defaultConfig.tracing.sampling", value=_fmt(v))
-        elif v < 0:
-            ctx.report("MSH0202", source=src, path=path, field="defaultConfig.tracing.sampling", value=_fmt(v),
-                       consequence="; Envoy rejects the negative percentage and with it the listener update")
-        elif v == 0:
-            ctx.report("MSH0203", source=src, path=path, field="defaultConfig.tracing.sampling")
+        _report_proxy_sampling(ctx, tracing.get("sampling"), "defaultConfig.tracing.sampling", source=src, path=path)
+
+
+def _report_proxy_sampling(ctx: LintContext, value: Any, field: str, **where: Any) -> None:
+    """ProxyConfig tracing.sampling (mesh-wide or per workload): above 100, negative or 0."""
+    v = _number(value)
+    if v is None:
+        return
+    if v > 100:
+        ctx.report("MSH0201", field=field, value=_fmt(v), **where)
+    elif v < 0:
+        ctx.report("MSH0202", field=field, value=_fmt(v),
+                   consequence="; Envoy rejects the negative percentage and with it the listener update", **where)
+    elif v == 0:
+        ctx.report("MSH0203", field=field, **where)
 
 
 PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
@@ -59,8 +64,6 @@ PROXY_CONFIG_ANNOTATION = "proxy.istio.io/config"
 def _check_proxy_config_annotations(ctx: LintContext) -> None:
     """The per-workload ProxyConfig (`proxy.istio.io/config` annotation) overrides defaultConfig, with
     the same sampling rules."""
-    import yaml
-
     from meshctl.lint.loader import block_scalar_offset, parse_text
 
     for doc in ctx.documents:
@@ -74,28 +77,16 @@ def _check_proxy_config_annotations(ctx: LintContext) -> None:
             path = (*base, PROXY_CONFIG_ANNOTATION)
             text = ann[PROXY_CONFIG_ANNOTATION]
             offset = block_scalar_offset(ctx.texts.get(doc.file, ""), doc, path)
-            try:
-                loaded = parse_text(text, doc.file, line_offset=offset if offset is not None else 0)
-            except yaml.YAMLError:  # pragma: no cover - parse_text reports, it does not raise
-                continue
+            loaded = parse_text(text, doc.file, line_offset=offset if offset is not None else 0)
             if not loaded.documents or not isinstance(loaded.documents[0].obj, dict):
                 continue
             inner = loaded.documents[0]
             tracing = mapping(inner.obj.get("tracing"))
             if "sampling" not in tracing:
                 continue
-            v = _number(tracing["sampling"])
             line = inner.line_of(("tracing", "sampling")) if offset is not None else doc.line_of(path)
-            label = f"annotation {PROXY_CONFIG_ANNOTATION} tracing.sampling"
-            if v is None:
-                continue
-            if v > 100:
-                ctx.report("MSH0201", doc, path, line=line, field=label, value=_fmt(v))
-            elif v < 0:
-                ctx.report("MSH0202", doc, path, line=line, field=label, value=_fmt(v),
-                           consequence="; Envoy rejects the negative percentage and with it the listener update")
-            elif v == 0:
-                ctx.report("MSH0203", doc, path, line=line, field=label)
+            _report_proxy_sampling(ctx, tracing["sampling"], f"annotation {PROXY_CONFIG_ANNOTATION} tracing.sampling",
+                                   doc=doc, path=path, line=line)
 
 
 def _check_pilot_env(ctx: LintContext) -> None:
@@ -149,11 +140,9 @@ def _check_telemetry(ctx: LintContext) -> None:
                 continue
             names = [mapping(p).get("name") for p in seq(entry.get("providers"))] or default_tracing[:1]
             p = mesh.provider(str(names[0])) if names and mesh.known else None
-            if p is not None and p.ptype == "opentelemetry":
-                sampler = next((k for k in ("dynatraceSampler",) if g(p.settings, k) is not None), None)
-                if sampler:
-                    ctx.report("MSH0115", doc, path, section=f"tracing[{i}]", value=_fmt(v), provider=p.name,
-                               sampler="Dynatrace sampler")
+            if p is not None and p.ptype == "opentelemetry" and g(p.settings, "dynatraceSampler") is not None:
+                ctx.report("MSH0115", doc, path, section=f"tracing[{i}]", value=_fmt(v), provider=p.name,
+                           sampler="Dynatrace sampler")
 
 
 def check(ctx: LintContext) -> None:

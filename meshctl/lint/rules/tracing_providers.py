@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from meshctl.lint.context import LintContext, Rule, mapping, seq
+from meshctl.lint.meshconfig import key_of
 
 
 def check(ctx: LintContext) -> None:
     for signal, (names, src) in ctx.mesh.defaults.items():
         if signal == "tracing" and len(names) > 1:
-            dp_key = "defaultProviders" if "defaultProviders" in src.config else "default_providers"
+            dp_key = key_of(src.config, "defaultProviders")
             ctx.report("MSH0104", source=src, path=(dp_key, "tracing"), count=len(names),
                        names=", ".join(names), first=names[0])
     for doc in ctx.istio("Telemetry"):
