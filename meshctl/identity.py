@@ -201,10 +201,6 @@ class PodIndex:
                 services += api.list_services(ns)
         return cls(pods, services, cluster)
 
-    def lookup(self, address: str | None) -> Workload | None:
-        ip = host_of(address)
-        return self.by_ip.get(ip) if ip else None
-
     def pod(self, namespace: str | None, name: str) -> Workload | None:
         if namespace:
             return self.by_pod.get((namespace, name))

@@ -52,17 +52,6 @@ class Block:
         out.pop()  # after the final newline
         return [ln[:-1] if ln.endswith(b"\r") else ln for ln in out]
 
-    def line_offsets(self) -> np.ndarray:
-        """Start offset of each line, plus len(data) at the end."""
-        import numpy as np
-
-        buf = np.frombuffer(self.data, dtype=np.uint8)
-        nl = np.flatnonzero(buf == 10)
-        starts = np.empty(len(nl) + 1, dtype=np.int64)
-        starts[0] = 0
-        starts[1:] = nl + 1
-        return starts
-
     def without_blank_lines(self) -> tuple[bytes, np.ndarray, int]:
         """(data without empty lines, line numbers of the lines kept, number of empty lines)."""
         import numpy as np

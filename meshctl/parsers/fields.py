@@ -25,7 +25,8 @@ AUX_COLUMNS = (AUX_DOWNSTREAM_LOCAL, AUX_SNI, AUX_REPORTER_POD)
 class Field:
     """Where a raw value goes and how to read it.
 
-    kind: str | int | ms | us_ms | ns_ms | s_ms | time | flags | grpc | traceparent | epoch_ns | hexid
+    kind: str | int | ms | us_ms | ns_ms | s_ms | time | flags | grpc | traceparent | epoch_ns | hexid | uri
+          (an absolute or origin-form URI: path, and authority) | peer (Istio peer metadata: `column` is the side)
     arg: the operator argument when it matters (START_TIME's strftime format).
     """
 

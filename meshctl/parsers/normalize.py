@@ -112,7 +112,6 @@ def strings(arr: pa.Array) -> tuple[pa.Array, pa.Array | None]:
         t = arr.type
     if pa.types.is_null(t):
         return _null_of(pa.string(), len(arr)), None
-    bad = None
     if pa.types.is_nested(t):
         return _null_of(pa.string(), len(arr)), pc.is_valid(arr)
     if not pa.types.is_string(t):
@@ -120,11 +119,11 @@ def strings(arr: pa.Array) -> tuple[pa.Array, pa.Array | None]:
     # Only values of length <= 1 can be "-" or "": the length check reads offsets, not the data.
     short = pc.less_equal(pc.binary_length(arr), 1)
     if not pc.any(short).as_py():
-        return arr, bad
+        return arr, None
     empty = pc.and_(short, pc.is_in(arr, value_set=pa.array(["-", ""])))
     if pc.any(empty).as_py():
         arr = pc.if_else(empty, pa.scalar(None, pa.string()), arr)
-    return arr, bad
+    return arr, None
 
 
 def _numbers(arr: pa.Array, target: pa.DataType, rx: str, bad: _Bad, key: str, column: str) -> pa.Array:

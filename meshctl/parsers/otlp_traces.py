@@ -26,14 +26,19 @@ from typing import Any, BinaryIO
 
 from meshctl.parsers.base import Reject, json_sample
 from meshctl.parsers.spans import (
+    _DB_PREFIXES,
+    _KIND_NAMES,
+    _MSG_PREFIXES,
     ATTR_FIELDS,
     END_OF_TIME_S,
     KEYMAP,
     SpanError,
     SpanResult,
     SpanTableBuilder,
+    _raw_schema,
     attr_fields,
     concat_span_tables,
+    empty_span_table,
     epoch_int,
     finish_span_table,
     kind_name,
@@ -484,7 +489,7 @@ def _flatten(table, *, file: str, source: str):
     span_res = scope_parent[span_scope] if len(span_scope) else np.zeros(0, dtype=np.int64)
     n = len(spans)
     if n == 0:
-        return finish_span_table(pa.table({}, schema=None)) if False else _empty()
+        return empty_span_table()
 
     def f(name):
         return pc.struct_field(spans, name)
@@ -511,7 +516,7 @@ def _flatten(table, *, file: str, source: str):
         if mm["min"] is not None and (mm["min"] < 0 or mm["max"] >= MAX_NANOS):
             raise _Fallback
     kind_raw = pc.cast(f("kind"), pa.string())
-    kind = _map_values(kind_raw, {k: v for k, v in _kind_pairs()})
+    kind = _map_values(kind_raw, {k: v for k, v in _KIND_NAMES.items() if v})
     status = pc.struct_field(f("status"), "code")
     status = _map_values(pc.utf8_lower(pc.cast(status, pa.string())), {k: v for k, v in _STATUS.items() if v})
     dur = pc.divide(pc.cast(pc.subtract(end, start), pa.float64()), 1e6)
@@ -550,30 +555,16 @@ def _flatten(table, *, file: str, source: str):
         s_h = span_vals[hint]
         r_h = res_vals[hint].take(take_res)
         cols[hint] = pc.or_(s_h, r_h)
-    from meshctl.parsers.spans import _raw_schema
-
     schema = _raw_schema()
     arrays = [cols[fld.name].cast(fld.type) if not cols[fld.name].type.equals(fld.type) else cols[fld.name]
               for fld in schema]
     return finish_span_table(pa.Table.from_arrays([_arr(a) for a in arrays], schema=schema))
 
 
-def _empty():
-    from meshctl.parsers.spans import empty_span_table
-
-    return empty_span_table()
-
-
 def _arr(a):
     import pyarrow as pa
 
     return a.combine_chunks() if isinstance(a, pa.ChunkedArray) else a
-
-
-def _kind_pairs():
-    from meshctl.parsers.spans import _KIND_NAMES
-
-    return [(k, v) for k, v in _KIND_NAMES.items() if v]
 
 
 def _map_values(arr, mapping: dict[str, str]):
@@ -605,8 +596,6 @@ def _pivot(attrs, n: int) -> dict[str, Any]:
     import numpy as np
     import pyarrow as pa
     import pyarrow.compute as pc
-
-    from meshctl.parsers.spans import _DB_PREFIXES, _MSG_PREFIXES
 
     flat = pc.list_flatten(attrs)
     parent = pc.list_parent_indices(attrs).to_numpy()
