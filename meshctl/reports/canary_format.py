@@ -20,12 +20,18 @@ VERDICT_MEANING = {
 MARK = {"Pass": "✓", "High": "✗", "Low": "✗", "Nodata": "?", "NodataFailMetric": "✗", "Error": "!"}
 
 
-def _isnan(v: Any) -> bool:
+def isnan(v: Any) -> bool:
+    """No figure: None or NaN."""
     return v is None or (isinstance(v, float) and math.isnan(v))
 
 
+def unit_suffix(m: Any) -> str:
+    """` ms` after a figure in the metric's unit (rates carry no unit: they are shown as %, pp)."""
+    return f" {m.unit}" if m.unit and m.unit != "ratio" else ""
+
+
 def num(v: Any, digits: int = 4) -> str:
-    if _isnan(v):
+    if isnan(v):
         return "–"
     if isinstance(v, int):
         return f"{v:,}"
@@ -35,7 +41,7 @@ def num(v: Any, digits: int = 4) -> str:
 
 
 def pct(v: Any, digits: int = 3) -> str:
-    return "–" if _isnan(v) else f"{v * 100:.{digits}g}%"
+    return "–" if isnan(v) else f"{v * 100:.{digits}g}%"
 
 
 def label(m: Any) -> str:
@@ -51,7 +57,7 @@ def label(m: Any) -> str:
 
 def value(m: Any, side: str) -> str:
     d = m.baseline if side == "baseline" else m.canary
-    unit = f" {m.unit}" if m.unit and m.unit not in ("ratio",) else ""
+    unit = unit_suffix(m)
     if m.kind == "proportion":
         if "rate" in d:
             return f"{pct(d.get('rate'))} ({num(d.get('events', 0))}/{num(d.get('requests', 0))})"
@@ -72,7 +78,7 @@ def value(m: Any, side: str) -> str:
 def short_value(m: Any, side: str) -> str:
     """The one figure a terminal cell has room for."""
     d = m.baseline if side == "baseline" else m.canary
-    unit = f" {m.unit}" if m.unit and m.unit != "ratio" else ""
+    unit = unit_suffix(m)
     if m.kind == "proportion":
         return pct(d.get("rate", d.get("rate_overall")))
     if m.kind == "quantile":
@@ -82,25 +88,33 @@ def short_value(m: Any, side: str) -> str:
 
 
 def effect(m: Any) -> str:
-    e = m.effect
-    if _isnan(e):
+    if isnan(m.effect):
         return f"{m.effect_measure} undefined"
+    return effect_value(m, m.effect, signed=True)
+
+
+def effect_value(m: Any, v: Any, *, signed: bool = False) -> str:
+    """An effect, or an effect-size limit, in the terms of the metric's measure: ×1.1, CLES 0.600,
+    +0.5 pp (rates), +12 ms; `signed` puts + on a positive difference."""
+    if isnan(v):
+        return "–"
     if m.effect_measure == "meanRatio":
-        return f"×{e:.3g}"
+        return f"×{v:.3g}"
     if m.effect_measure == "cles":
-        return f"CLES {e:.3f}"
+        return f"CLES {v:.3f}"
+    sign = "+" if signed else ""
     if m.kind == "proportion":
-        return f"{e * 100:+.3g} pp"
-    return f"{e:+.4g}{(' ' + m.unit) if m.unit and m.unit != 'ratio' else ''}"
+        return f"{v * 100:{sign}.3g} pp"
+    return f"{v:{sign}.4g}{unit_suffix(m)}"
 
 
 def ci(m: Any) -> str:
     lo, hi = m.ci
-    if _isnan(lo) or _isnan(hi):
+    if isnan(lo) or isnan(hi):
         return "–"
     if m.kind == "proportion" or (m.kind == "quantile" and m.test != "rank-sum"):
         return f"[{lo * 100:+.3g}, {hi * 100:+.3g}] pp"
-    unit = f" {m.unit}" if m.unit and m.unit != "ratio" else ""
+    unit = unit_suffix(m)
     # The interval's ends come from a root search (tolerance 1e-4): an end a thousand times smaller
     # than the other is zero at the interval's own precision, not 3.071e-06.
     scale = max(abs(lo), abs(hi))
@@ -110,13 +124,13 @@ def ci(m: Any) -> str:
 
 def p_value(m: Any) -> str:
     p = m.p_value
-    if _isnan(p):
+    if isnan(p):
         return "–"
     return f"{p:.2e}" if p < 1e-3 else f"{p:.3g}"
 
 
 def power(m: Any) -> str:
-    if m.power is None or _isnan(m.power):
+    if m.power is None or isnan(m.power):
         return "–"
     return f"{m.power:.0%}"
 
@@ -129,7 +143,7 @@ def cohort_line(result: Any, side: str) -> str:
     if c.get("requests"):
         parts.append(f"{pct(c.get('error_rate'))} errors")
         parts.append(f"p50 {num(c.get('latency_p50'))} ms, p99 {num(c.get('latency_p99'))} ms")
-        if not _isnan(c.get("rps")):
+        if not isnan(c.get("rps")):
             parts.append(f"{num(c.get('rps'))} rps")
         parts.append(f"{pct(c.get('traffic_share'))} of traffic")
     return ", ".join(parts)

@@ -18,7 +18,6 @@ The page shell (`page`), the verdict banner, `esc` and `inline_svg` are shared w
 from __future__ import annotations
 
 import html
-import math
 import re
 from typing import Any
 
@@ -46,10 +45,6 @@ def esc(value: Any) -> str:
     if not text.isascii():
         text = text.encode("utf-8", "replace").decode("utf-8")
     return html.escape(_CONTROL.sub("", text), quote=True)
-
-
-def _isnan(v: Any) -> bool:
-    return v is None or (isinstance(v, float) and math.isnan(v))
 
 
 # ---- shared page pieces ---------------------------------------------------------------------------
@@ -242,33 +237,19 @@ def _span(first: str, last: str) -> str:
     return f"{a} → {b}"
 
 
-def _fmt_effect(m: Any, v: Any) -> str:
-    """An effect-size limit in the measure's terms (as canary_format.effect shows the effect)."""
-    if _isnan(v):
-        return "–"
-    if m.effect_measure == "meanRatio":
-        return f"×{v:.3g}"
-    if m.effect_measure == "cles":
-        return f"CLES {v:.3f}"
-    if m.kind == "proportion":
-        return f"{v * 100:.3g} pp"
-    unit = f" {m.unit}" if m.unit and m.unit != "ratio" else ""
-    return f"{v:.4g}{unit}"
-
-
 def _allowed(m: Any) -> str:
     es = m.effect_size or {}
     parts = []
     if m.direction in ("increase", "either") and es.get("allowedIncrease") is not None:
-        parts.append("up to " + ("+" if m.effect_measure == "difference" else "") + _fmt_effect(m, es["allowedIncrease"]))
+        parts.append("up to " + ("+" if m.effect_measure == "difference" else "") + f.effect_value(m, es["allowedIncrease"]))
     if m.direction in ("decrease", "either") and es.get("allowedDecrease") is not None:
-        parts.append("down to " + ("−" if m.effect_measure == "difference" else "") + _fmt_effect(m, es["allowedDecrease"]))
+        parts.append("down to " + ("−" if m.effect_measure == "difference" else "") + f.effect_value(m, es["allowedDecrease"]))
     return "allowed " + ", ".join(parts) if parts else ""
 
 
 def _power_cell(m: Any, labels: tuple[str, ...]) -> str:
     text = esc(f.power(m))
-    if m.power_target is not None and not _isnan(m.power_target) and m.power is not None and not _isnan(m.power):
+    if m.power_target is not None and not f.isnan(m.power_target) and m.power is not None and not f.isnan(m.power):
         text += f' <small>of {esc(f"{m.power_target:.0%}")}</small>'
     if m.more_needed:
         text += (f'<div class="need">needs ≈{esc(f.num(m.more_needed.get("canary", 0)))} more {esc(labels[1])} and '
@@ -286,21 +267,21 @@ def _metrics(result: Any, labels: tuple[str, ...]) -> str:
         if m.description:
             name = f'<code title="{esc(m.description)}">{esc(m.name)}</code>'
         groups = f'<div class="sub">{esc(", ".join(m.groups))}</div>' if m.groups else ""
-        p = esc(f.p_value(m)) + (f' <small>{esc(m.p_method)}</small>' if m.p_method and not _isnan(m.p_value) else "")
+        p = esc(f.p_value(m)) + (f' <small>{esc(m.p_method)}</small>' if m.p_method and not f.isnan(m.p_value) else "")
         rows.append([
             f'<span class="nowrap">{name}</span>{groups}',
             pill(f"{f.MARK.get(m.classification, '')} {f.label(m)}", tone),
             esc(f.value(m, "baseline")),
             esc(f.value(m, "canary")),
             esc(f.effect(m)) + (f'<div class="sub">{esc(_allowed(m))}</div>' if _allowed(m) else ""),
-            esc(f.ci(m)) + (f'<div class="sub">{esc(m.ci_of)}</div>' if m.ci_of and not _isnan(m.ci[0]) else ""),
+            esc(f.ci(m)) + (f'<div class="sub">{esc(m.ci_of)}</div>' if m.ci_of and not f.isnan(m.ci[0]) else ""),
             p,
             _power_cell(m, labels),
         ])
         attrs.append(f' class="metric {tone}"')
         rows.append(f'<tr class="reasonrow"><td colspan="8">{esc(m.reason)}</td></tr>')
         attrs.append("")
-    confs = sorted({f"{m.confidence:.0%}" for m in result.metrics if not _isnan(m.confidence)})
+    confs = sorted({f"{m.confidence:.0%}" for m in result.metrics if not f.isnan(m.confidence)})
     ci_head = f"{confs[0]} CI" if len(confs) == 1 else "CI"
     tbl = table(["metric", "result", labels[0], labels[1], "effect", ci_head, "p-value", "power"], rows,
                 cls="metrics", row_attrs=attrs)
@@ -311,7 +292,7 @@ def _metrics(result: Any, labels: tuple[str, ...]) -> str:
 
 
 def _threshold_value(figure: str, v: Any) -> str:
-    if _isnan(v):
+    if f.isnan(v):
         return "–"
     if figure in ("error_rate", "success_rate"):
         return f.pct(v)
