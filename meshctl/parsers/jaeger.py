@@ -29,6 +29,7 @@ from meshctl.parsers.spans import (
     epoch_int,
     kind_name,
     normalize_id,
+    read_id,
 )
 from meshctl.parsers.trace_detect import load_json
 
@@ -155,14 +156,8 @@ def _span(sp: Any, trace: dict[str, Any], processes: dict[str, Any], cache: dict
           file: str, source: str, index: int) -> dict[str, Any]:
     if not isinstance(sp, dict):
         raise SpanError(f"expected a span object, got {type(sp).__name__}", "span")
-    try:
-        trace_id = normalize_id(sp.get("traceID") or trace.get("traceID"))
-    except ValueError as exc:
-        raise SpanError(str(exc), "traceID") from None
-    try:
-        span_id = normalize_id(sp.get("spanID"))
-    except ValueError as exc:
-        raise SpanError(str(exc), "spanID") from None
+    trace_id = read_id(sp.get("traceID") or trace.get("traceID"), "traceID")
+    span_id = read_id(sp.get("spanID"), "spanID")
     if trace_id is None:
         raise SpanError("missing", "traceID")
     if span_id is None:

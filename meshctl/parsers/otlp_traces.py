@@ -42,7 +42,7 @@ from meshctl.parsers.spans import (
     epoch_int,
     finish_span_table,
     kind_name,
-    normalize_id,
+    read_id,
 )
 from meshctl.parsers.trace_detect import load_json
 
@@ -259,12 +259,8 @@ def _resource(rs: Any, builder: SpanTableBuilder, rejects: list[Reject], state: 
 def _span(sp: Any, base: dict[str, Any], *, file: str, source: str, index: int, fmt: str) -> dict[str, Any]:
     if not isinstance(sp, dict):
         raise SpanError(f"expected a span object, got {type(sp).__name__}", "span")
-    ids = {}
-    for camel, snake in (("traceId", "trace_id"), ("spanId", "span_id"), ("parentSpanId", "parent_span_id")):
-        try:
-            ids[camel] = normalize_id(_g(sp, camel, snake))
-        except ValueError as exc:
-            raise SpanError(str(exc), camel) from None
+    ids = {camel: read_id(_g(sp, camel, snake), camel)
+           for camel, snake in (("traceId", "trace_id"), ("spanId", "span_id"), ("parentSpanId", "parent_span_id"))}
     if ids["traceId"] is None:
         raise SpanError("missing", "traceId")
     if ids["spanId"] is None:

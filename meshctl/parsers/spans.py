@@ -247,6 +247,14 @@ def normalize_id(value: Any) -> str | None:
     return s
 
 
+def read_id(value: Any, name: str) -> str | None:
+    """normalize_id of a span's id field; an id that is neither hex nor base64 is a SpanError naming it."""
+    try:
+        return normalize_id(value)
+    except ValueError as exc:
+        raise SpanError(str(exc), name) from None
+
+
 def attr_fields(items: Iterable[tuple[str, Any]], into: dict[str, Any] | None = None) -> dict[str, Any]:
     """Map (key, value) attribute pairs to span-table fields (see _ATTRS), highest priority key winning.
 

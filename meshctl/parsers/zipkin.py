@@ -31,7 +31,7 @@ from meshctl.parsers.spans import (
     attr_fields,
     epoch_int,
     kind_name,
-    normalize_id,
+    read_id,
 )
 from meshctl.parsers.trace_detect import load_json
 
@@ -93,22 +93,13 @@ def _span(sp: Any, *, file: str, source: str, index: int) -> dict[str, Any]:
         raise SpanError(f"expected a span object, got {type(sp).__name__}", "span")
     if "binaryAnnotations" in sp:
         raise SpanError("Zipkin v1 span (binaryAnnotations); export v2 JSON (/api/v2/...)", "binaryAnnotations")
-    try:
-        trace_id = normalize_id(sp.get("traceId"))
-    except ValueError as exc:
-        raise SpanError(str(exc), "traceId") from None
-    try:
-        span_id = normalize_id(sp.get("id"))
-    except ValueError as exc:
-        raise SpanError(str(exc), "id") from None
+    trace_id = read_id(sp.get("traceId"), "traceId")
+    span_id = read_id(sp.get("id"), "id")
     if trace_id is None:
         raise SpanError("missing", "traceId")
     if span_id is None:
         raise SpanError("missing", "id")
-    try:
-        parent = normalize_id(sp.get("parentId"))
-    except ValueError as exc:
-        raise SpanError(str(exc), "parentId") from None
+    parent = read_id(sp.get("parentId"), "parentId")
     tags = sp.get("tags") or {}
     if not isinstance(tags, dict):
         raise SpanError("expected an object of strings", "tags")
