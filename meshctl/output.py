@@ -137,8 +137,11 @@ def print_table(
     to: Any = None,
 ) -> None:
     """A rich table on stdout; numbers right-aligned, None shown as '-'. `width`: see console().
-    `to`: print on this rich Console instead (e.g. one recording the output for a screenshot)."""
+    `to`: print on this rich Console instead (e.g. one recording the output for a screenshot).
+    Cells are plain text, never rich markup: a value such as `[/tmp/x]` (a path, a rejected log
+    line) is shown as it is."""
     from rich.table import Table
+    from rich.text import Text
 
     rows = list(rows)
     table = Table(title=title, caption=caption, show_lines=False, header_style="bold")
@@ -146,7 +149,7 @@ def print_table(
         numeric = bool(rows) and all(isinstance(r[i], (int, float)) or r[i] is None for r in rows)
         table.add_column(col, justify="right" if numeric else "left", overflow="fold")
     for r in rows:
-        table.add_row(*(_cell(v) for v in r))
+        table.add_row(*(Text(_cell(v)) for v in r))
     (to or console(file=file, width=width)).print(table)
 
 

@@ -39,6 +39,20 @@ def test_yaml_stream_comments_are_comments():
     assert list(yaml.safe_load_all(text)) == [{"a": 1}, {"b": 2}]
 
 
+def test_table_cells_are_text_not_markup():
+    """A cell such as a rejected log line or a path in brackets is printed as it is (rich markup would
+    swallow `[bold]` and raise on a closing tag like `[/tmp/x]`)."""
+    import io
+
+    from meshctl.output import print_table
+
+    buf = io.StringIO()
+    print_table(["file", "sample", "n"], [("a.log", "GET [/tmp/x] 200", 3), ("b.log", "[bold]x[/]", None)],
+                file=buf, width=100)
+    out = buf.getvalue()
+    assert "GET [/tmp/x] 200" in out and "[bold]x[/]" in out
+
+
 def test_requests_table_schema_round_trip():
     import pandas as pd
 
