@@ -42,3 +42,24 @@ def test_every_registered_command_imports():
     for name, (module, attr, _help) in COMMANDS.items():
         cmd = getattr(importlib.import_module(module), attr)
         assert cmd.name == name or name in (cmd.name or ""), name
+
+
+def test_demo_progress_shows_stage_details_as_text(monkeypatch):
+    """A failed stage's detail (an Envoy log tail, a path) goes to the progress line as it is: rich
+    markup would raise on a closing tag such as `[/tmp/x]` and end the demo with a traceback."""
+    import io
+
+    from rich.console import Console
+
+    from meshctl.commands.demo import _ProgressReporter
+    from meshctl.mesh.demo import DemoOptions, Stage
+
+    buf = io.StringIO()
+    monkeypatch.setattr("meshctl.output.console", lambda **kw: Console(file=buf, width=200))
+    reporter = _ProgressReporter(DemoOptions())
+    with reporter:
+        stage = Stage("mesh", "Start the mesh", "meshctl.mesh")
+        reporter.stage_started(stage)
+        stage.status, stage.detail = "failed", "envoy 'x' exited with 1: [/tmp/x] [critical]"
+        reporter.stage_finished(stage)
+    assert "failed envoy 'x' exited with 1: [/tmp/x] [critical]" in buf.getvalue()

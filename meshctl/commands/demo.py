@@ -92,8 +92,11 @@ class _ProgressReporter:
         task = self.tasks.get(stage.name)
         if task is None:
             task = self.tasks[stage.name] = self.progress.add_task(stage.title, total=1, detail="")
+        from rich.markup import escape
+
         detail = stage.detail if len(stage.detail) < 90 else stage.detail[:87] + "..."
-        label = f"[{style}]{stage.status}[/{style}] {detail}".replace("[", "[", 1)
+        # A detail is data (an error may quote a path or an Envoy log line in brackets), never markup.
+        label = f"[{style}]{stage.status}[/{style}] {escape(detail)}"
         total = self.progress.tasks[task].total or 1
         self.progress.update(task, completed=total, detail=label)
         self.progress.stop_task(task)
@@ -137,7 +140,7 @@ def _print_summary(result: Any, con: Any) -> None:
                       highlight=False)
     suggest = next((s for s in result.stages if s.name == "suggest"), None)
     if suggest is not None and suggest.status == "ok":
-        con.print(f"suggestions (suggestions.yaml, with evidence): {suggest.detail}", highlight=False)
+        con.print(f"suggestions (suggestions.yaml, with evidence): {suggest.detail}", highlight=False, markup=False)
     failed = [s for s in result.stages if s.status not in ("ok",)]
     if failed:
         print_table(["stage", "status", "detail"], [(s.name, s.status, s.detail) for s in failed],
@@ -147,11 +150,14 @@ def _print_summary(result: Any, con: Any) -> None:
                     for f in s.files if Path(f).is_relative_to(out)})
     if names:
         con.print(f"written to {out}/: " + "  ".join(names) + "  (logs, spans, data: mesh/, data/)",
-                  highlight=False)
+                  highlight=False, markup=False)
     if getattr(result, "report", None) is not None:
-        con.print(f"report: {result.report} (one page: verdict, traffic, graph, canary, suggestions)", highlight=False)
+        con.print(f"report: {result.report} (one page: verdict, traffic, graph, canary, suggestions)", highlight=False,
+                  markup=False)
     elif getattr(result, "report_error", None):
-        con.print(f"[yellow]no report.html[/yellow]: {result.report_error}", highlight=False)
+        from rich.markup import escape
+
+        con.print(f"[yellow]no report.html[/yellow]: {escape(result.report_error)}", highlight=False)
     verdict = result.verdict or "no verdict"
     color = {"pass": "green", "fail": "red"}.get(result.verdict or "", "yellow")
     score = f", score {result.score:.0f}" if result.score is not None else ""
@@ -161,7 +167,3 @@ def _print_summary(result: Any, con: Any) -> None:
 
 def _pct(v: Any) -> str | None:
     return None if v is None else f"{100 * float(v):.1f}%"
-
-
-def _num(v: Any) -> str | None:
-    return None if v is None else f"{float(v):.3g}"
