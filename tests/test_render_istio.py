@@ -409,6 +409,20 @@ def test_linkerd_says_plainly_what_it_cannot_do(run_cli):
     assert "-n NAMESPACE" in err  # access logs need a namespace or workload
 
 
+@pytest.mark.parametrize("version", ["edge", "2.16"])
+def test_linkerd_set_flags_in_the_comment_are_one_shell_word_each(run_cli, version):
+    import shlex
+
+    out, err = _render(run_cli, ["render", "linkerd", "--linkerd-version", version, "--trace-service-name", "my proxy",
+                                 "--all", "--no-validate"])
+    line = next(x for x in out.splitlines() if x.startswith("# or: linkerd "))
+    argv = shlex.split(line.removeprefix("# or: ").partition(" | ")[0])
+    key = "proxy.tracing.traceServiceName" if version == "edge" else "webhook.collectorTraceSvcName"
+    assert argv[argv.index(f"{key}=my proxy") - 1] == "--set"
+    _, err = _render(run_cli, ["render", "linkerd", "--linkerd-version", version, "--no-validate"])
+    assert "--values-out FILE" in err and "--mesh-config-out" not in err  # the option render linkerd has
+
+
 @pytest.mark.parametrize(("version", "legacy"), [("edge", False), ("edge-25.9.4", True), ("edge-26.8.3", False),
                                                   ("2.14", True), ("stable-2.18.1", True), ("2.19", False)])
 def test_linkerd_version_selects_jaeger_extension(version, legacy):

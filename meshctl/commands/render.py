@@ -135,7 +135,7 @@ def _validate(result: Any, checks: set[str], schemas_dir: str | None, g: Globals
 
 
 def _emit(result: Any, *, output: str, everything: bool, side_out: str | None, output_dir: str | None,
-          side_label: str) -> None:
+          side_label: str, side_option: str) -> None:
     from pathlib import Path
 
     from meshctl.output import dump_json, dump_yaml_stream, write_text
@@ -155,7 +155,7 @@ def _emit(result: Any, *, output: str, everything: bool, side_out: str | None, o
         # --mesh-config-out / --values-out win over --output-dir for the side documents
         main = list(result.resources)
         _emit(result.__class__(side=side or list(result.side)), output=output, everything=False, side_out=side_out,
-              output_dir=None, side_label=side_label)
+              output_dir=None, side_label=side_label, side_option=side_option)
         side = []
     elif output_dir:
         main = main + side
@@ -181,7 +181,7 @@ def _emit(result: Any, *, output: str, everything: bool, side_out: str | None, o
                 click.echo(f"wrote {label} to {path}; apply it with: {r.apply.replace('FILE', path)}", err=True)
         elif side:
             names = ", ".join(sorted({r.target for r in side}))
-            click.echo(f"note: the {side_label} ({names}) is not in this stream: write it with --mesh-config-out FILE, "
+            click.echo(f"note: the {side_label} ({names}) is not in this stream: write it with {side_option} FILE, "
                        "or use --all for one GitOps stream", err=True)
     for n in result.notes:
         click.echo(f"note: {n}", err=True)
@@ -304,7 +304,7 @@ def istio(ctx: click.Context, values_file: str | None, output: str, output_dir: 
         r.validate_as = "istiod-values" if r.target == "helm" else None
     _validate(result, _checks(validate, no_validate, schemas_dir), schemas_dir, g)
     _emit(result, output=output, everything=everything, side_out=mesh_config_out, output_dir=output_dir,
-          side_label="mesh config")
+          side_label="mesh config", side_option="--mesh-config-out")
 
 
 @render.command("linkerd")
@@ -360,4 +360,4 @@ def linkerd(ctx: click.Context, values_file: str | None, output: str, output_dir
         raise _flag_hint(exc, LINKERD_FLAGS) from None
     _validate(result, _checks(validate, no_validate, schemas_dir), schemas_dir, g)
     _emit(result, output=output, everything=everything, side_out=values_out, output_dir=output_dir,
-          side_label="Helm values")
+          side_label="Helm values", side_option="--values-out")

@@ -52,21 +52,22 @@ def _set_value(value: Any) -> str:
 
 
 def set_flags(values: Mapping[str, Any], prefix: tuple[str, ...] = ()) -> list[str]:
-    """Helm values -> `--set a.b=c` arguments (dots and commas in keys and values escaped)."""
+    """Helm values -> `--set`, `a.b=c` arguments (dots and commas in keys and values escaped)."""
     out: list[str] = []
     for k, v in values.items():
         if isinstance(v, Mapping):
             out += set_flags(v, (*prefix, _set_path(str(k))))
         else:
             flag = "--set-string" if isinstance(v, str) and v.lower() in ("true", "false") else "--set"
-            out.append(f"{flag} {'.'.join((*prefix, _set_path(str(k))))}={_set_value(v)}")
+            out += [flag, f"{'.'.join((*prefix, _set_path(str(k))))}={_set_value(v)}"]
     return out
 
 
-def _shell_quote(arg: str) -> str:
+def _set_command(values: Mapping[str, Any]) -> str:
+    """The `--set` arguments for `values`, quoted for a shell."""
     import shlex
 
-    return shlex.quote(arg)
+    return shlex.join(set_flags(values))
 
 
 def render_linkerd(values: Mapping[str, Any]) -> RenderResult:
@@ -128,21 +129,19 @@ def render_linkerd(values: Mapping[str, Any]) -> RenderResult:
     if v["tracing"]:
         if legacy:
             obj = render_documents("linkerd/jaeger-values.yaml.j2", {"tracing": tracing})[0]
-            flags = " ".join(_shell_quote(f) for f in " ".join(set_flags(obj)).split(" "))
             apply = "helm upgrade --install linkerd-jaeger linkerd/linkerd-jaeger -n linkerd-jaeger --create-namespace -f FILE"
             comment = (f"linkerd-jaeger values for Linkerd {v['linkerdVersion']} (the extension's webhook configures "
-                       f"the proxies; its bundled collector and Jaeger are off)\nor: linkerd jaeger install {flags} "
+                       f"the proxies; its bundled collector and Jaeger are off)\nor: linkerd jaeger install {_set_command(obj)} "
                        "| kubectl apply -f -")
             side = Rendered(obj, apply, "\n".join(x for x in (comment, comments) if x), target="helm",
                             filename="linkerd-jaeger-values.yaml", validate_as="linkerd-jaeger-values")
         else:
             obj = render_documents("linkerd/control-plane-values.yaml.j2", {"tracing": tracing})[0]
-            flags = " ".join(set_flags(obj))
             apply = (f"helm upgrade linkerd-control-plane linkerd-edge/linkerd-control-plane -n {v['linkerdNamespace']} "
                      "--reuse-values -f FILE")
             comment = (f"linkerd-control-plane values (Linkerd {v['linkerdVersion']}: proxy tracing, no linkerd-jaeger); "
                        "meshed pods pick it up when they restart\n"
-                       f"or: linkerd upgrade {' '.join(_shell_quote(x) for x in flags.split(' '))} | kubectl apply -f -")
+                       f"or: linkerd upgrade {_set_command(obj)} | kubectl apply -f -")
             side = Rendered(obj, apply, "\n".join(x for x in (comment, comments) if x), target="helm",
                             filename="linkerd-control-plane-values.yaml", validate_as="linkerd-control-plane-values")
         result.side.append(side)
