@@ -26,7 +26,7 @@ import numpy as np
 from analyzers.canary import mannwhitney as mw
 from analyzers.canary import proportions as prop
 from analyzers.canary import stats
-from analyzers.canary.config import DETECTABLE, MetricConfig
+from analyzers.canary.config import DETECTABLE, NEUTRAL_EFFECT, MetricConfig
 from analyzers.canary.mannwhitney import MAX_DISTINCT, WeightedSample
 from analyzers.canary.result import ERROR, HIGH, LOW, NODATA, NODATA_FAIL, PASS, MetricResult
 
@@ -129,13 +129,10 @@ def classify_samples(mc: MetricConfig, b: WeightedSample, c: WeightedSample, *, 
     if b.empty or c.empty:
         missing = " and ".join(n for n, s in (("baseline", b), ("canary", c)) if s.empty)
         r = _no_data(r, mc, f"no {missing} data")
-    elif b.same_as(c):
-        r.classification, r.reason, r.test = PASS, "baseline and canary data are identical", "identical"
-        r.effect = 1.0 if mc.effect_size.measure == "meanRatio" else (0.5 if mc.effect_size.measure == "cles" else 0.0)
-        r.p_value, r.p_method = 1.0, "identical"
-    elif b.values.size == 1 and c.values.size == 1 and b.values[0] == c.values[0]:
-        r.classification, r.reason, r.test = PASS, "every observation has the same value", "identical"
-        r.effect = 1.0 if mc.effect_size.measure == "meanRatio" else (0.5 if mc.effect_size.measure == "cles" else 0.0)
+    elif (same := b.same_as(c)) or (b.values.size == 1 and c.values.size == 1 and b.values[0] == c.values[0]):
+        r.classification, r.test = PASS, "identical"
+        r.reason = "baseline and canary data are identical" if same else "every observation has the same value"
+        r.effect = NEUTRAL_EFFECT[mc.effect_size.measure]
         r.p_value, r.p_method = 1.0, "identical"
     else:
         try:
@@ -179,7 +176,7 @@ def _detectable(mc: MetricConfig) -> tuple[float, float]:
     """(decrease, increase) effects the power check asks the test to be able to find."""
     es = mc.effect_size
     dflt = DETECTABLE[es.measure]
-    neutral = {"meanRatio": 1.0, "cles": 0.5, "difference": 0.0}[es.measure]
+    neutral = NEUTRAL_EFFECT[es.measure]
     if es.measure == "difference":
         inc = es.allowed_increase if es.allowed_increase > 0 else dflt[1]
         dec = -es.allowed_decrease if es.allowed_decrease > 0 else dflt[0]

@@ -39,6 +39,8 @@ DEFAULT_INTERVAL_S = 10.0
 # Effects the power check uses when a metric allows no change at all (Kayenta's default 1.0):
 # a test cannot be powered to find "any" change, so meshctl asks for power against these.
 DETECTABLE = {"meanRatio": (0.9, 1.1), "cles": (0.4, 0.6), "difference": (-0.005, 0.005)}
+# The effect of no change, per measure.
+NEUTRAL_EFFECT = {"meanRatio": 1.0, "cles": 0.5, "difference": 0.0}
 
 
 class ConfigError(ValueError):
@@ -241,11 +243,9 @@ def parse_effect_size(doc: Any, path: str, default: EffectSize = EffectSize()) -
 
 
 def neutral_effect(measure: str) -> EffectSize:
-    if measure == "cles":
-        return EffectSize("cles", 0.5, 0.5, 0.5, 0.5)
-    if measure == "difference":
-        return EffectSize("difference", 0.0, 0.0, 0.0, 0.0)
-    return EffectSize()
+    """Limits that allow no change at all in `measure` (Kayenta's default for meanRatio)."""
+    v = NEUTRAL_EFFECT[measure]
+    return EffectSize(measure, v, v, v, v)
 
 
 def _snake(key: str) -> str:

@@ -63,10 +63,6 @@ BUILTINS: dict[str, MetricConfig] = {
 }
 
 
-def builtin_names() -> list[str]:
-    return list(BUILTINS)
-
-
 # ---- path templates -------------------------------------------------------------------------------
 
 
@@ -257,17 +253,9 @@ def grouped(values: np.ndarray, groups: np.ndarray, n_groups: int, max_distinct:
             ) -> list[WeightedSample]:
     """One weighted sample per group id (0..n_groups-1) of NaN-free values; ids < 0 are skipped."""
     keep = groups >= 0
-    v, g = values[keep], groups[keep]
-    if n_groups < 32768:
-        g = g.astype(np.int16)  # stable argsort of 16-bit keys is a radix sort
-    order = np.argsort(g, kind="stable")
-    v, g = v[order], g[order]
-    bounds = np.searchsorted(g, np.arange(n_groups + 1))
-    out = []
-    for i in range(n_groups):
-        seg = np.sort(v[bounds[i]:bounds[i + 1]])
-        out.append(WeightedSample.from_sorted(seg, max_distinct=max_distinct))
-    return out
+    vs, bounds = _sorted_by_group(values[keep], groups[keep], n_groups)
+    return [WeightedSample.from_sorted(vs[bounds[i]:bounds[i + 1]], max_distinct=max_distinct)
+            for i in range(n_groups)]
 
 
 def interval_series(view: View, k: int, interval_s: float, aggregation: str, *, values: np.ndarray | None = None,

@@ -108,15 +108,15 @@ def judge_table_metric(view: View, mc: MetricConfig, cfg: JudgeConfig) -> Metric
     kayenta = cfg.judge == "kayenta"
     if src.aggregation == "rate":
         events = view.mask(src.events)
+        e0, n0, e1, n1 = counts(view, events, pop)
         if kayenta:
             series = [interval_series(view, k, cfg.interval_s, "rate", events=events, population=pop) for k in (1, 2)]
             r = cl.classify_series(replace(mc, kind="series"), series[0], series[1], judge=cfg.judge,
                                    confidence=conf, tolerance=tol, power_target=cfg.power, unit="ratio")
             r.kind, r.ci_of = "proportion", f"shift of the per-{cfg.interval_s:g}s rate (canary - baseline)"
-            r.baseline.update(_totals(view, events, pop, 1))
-            r.canary.update(_totals(view, events, pop, 2))
+            r.baseline.update(_totals(e0, n0))
+            r.canary.update(_totals(e1, n1))
             return r
-        e0, n0, e1, n1 = counts(view, events, pop)
         return cl.classify_proportion(mc, e0, n0, e1, n1, confidence=conf, power_target=target)
     values = view.numeric(src.value) if src.value else None
     if src.aggregation == "distribution":
@@ -141,10 +141,8 @@ def judge_table_metric(view: View, mc: MetricConfig, cfg: JudgeConfig) -> Metric
     return r
 
 
-def _totals(view: View, events: np.ndarray, pop: np.ndarray | None, k: int) -> dict[str, Any]:
-    sel = view.cohort(k) if pop is None else view.cohort(k) & pop
-    n = int(np.count_nonzero(sel))
-    e = int(np.count_nonzero(events & sel))
+def _totals(e: int, n: int) -> dict[str, Any]:
+    """A cohort's events among its requests, beside the per-interval series (kayenta mode)."""
     return {"requests": n, "events": e, "rate_overall": e / n if n else math.nan}
 
 
