@@ -230,7 +230,6 @@ class _FileState:
     ) -> tuple[pa.Table | None, list[Reject], int, int]:
         """The slow path: one line at a time. Returns (table, rejects, ignored, records)."""
         import numpy as np
-        import pyarrow as pa
 
         groups: dict[str, tuple[Any, list[dict[str, Any]], list[int], list[bytes]]] = {}
         rejects: list[Reject] = []
@@ -264,24 +263,26 @@ class _FileState:
                 g[3].append(ln)
         tables = []
         for fmt, recs, nums, raws in groups.values():
-            keys: list[str] = []
-            seen: set[str] = set()
-            for r in recs:
-                for key in r:
-                    if key not in seen:
-                        seen.add(key)
-                        keys.append(key)
-            rank = getattr(fmt, "key_rank", None) or getattr(getattr(fmt, "fmt", None), "key_rank", None)
+            keys = list(dict.fromkeys(k for r in recs for k in r))
+            rank = getattr(fmt, "key_rank", None)
             if rank is not None:
-                keys.sort(key=rank)  # the first non-null source of a column wins
-            fields = {k: f for k in keys if (f := fmt.field_of(k)) is not None}
-            columns = {k: pa.array([json_text(r.get(k)) for r in recs], type=pa.string()) for k in fields}
-            raw = RawBatch(columns=columns, fields=fields, lines=np.asarray(nums, dtype=np.int64),
-                           constants=dict(fmt.constants), sample=lambda i, raws=raws: raws[i])
-            t, rj = normalize(raw, fmt=fmt.name, file=self.file, source=self.source, kind=fmt.kind)
+                keys.sort(key=rank)
+            t, rj = self._records_table(fmt, recs, keys, np.asarray(nums, dtype=np.int64),
+                                        lambda i, raws=raws: raws[i])
             tables.append(t)
             rejects.extend(rj)
         return (_concat(tables) if tables else None), rejects, ignored, records
+
+    def _records_table(self, fmt: Any, recs: list[dict[str, Any]], keys: list[str], lines: Any,
+                       sample: Any) -> tuple[pa.Table, list[Reject]]:
+        """Records read one by one (key → raw value) → rows and rejects. `keys` in the order their
+        values are tried: the first non-null source of a column wins."""
+        import pyarrow as pa
+
+        fields = {k: f for k in keys if (f := fmt.field_of(k)) is not None}
+        columns = {k: pa.array([json_text(r.get(k)) for r in recs], type=pa.string()) for k in fields}
+        raw = RawBatch(columns=columns, fields=fields, lines=lines, constants=dict(fmt.constants), sample=sample)
+        return normalize(raw, fmt=fmt.name, file=self.file, source=self.source, kind=fmt.kind)
 
     def _read_line(self, ln: bytes) -> tuple[Any, list[dict[str, Any]] | None, LineError | None]:
         """Try the file's format on a line, then the line without any envelope it carries."""
@@ -309,7 +310,6 @@ class _FileState:
                         r.setdefault("_meta_pod", meta.pod)
                     if meta.namespace:
                         r.setdefault("_meta_ns", meta.namespace)
-            if meta is not None and cand is not ln:
                 if self._meta is None or self._meta.fmt is not fmt:
                     self._meta = _MetaFormat(fmt)
                 return self._meta, recs, None
@@ -333,7 +333,6 @@ class _FileState:
     # ---- whole OTLP documents ---------------------------------------------------------------
     def parse_document(self) -> ParseResult:
         import numpy as np
-        import pyarrow as pa
 
         data = b"".join(self.document or [])
         self.document = None
@@ -350,11 +349,8 @@ class _FileState:
             return self.result(None, [], lines=0)
         rank = getattr(fmt, "key_rank", lambda k: 0)
         keys = sorted({k for r in recs for k in r}, key=lambda k: (rank(k), k))
-        fields = {k: f for k in keys if (f := fmt.field_of(k)) is not None}
-        columns = {k: pa.array([json_text(r.get(k)) for r in recs], type=pa.string()) for k in fields}
-        raw = RawBatch(columns=columns, fields=fields, lines=np.arange(1, len(recs) + 1, dtype=np.int64),
-                       sample=lambda i: json.dumps(recs[i])[:512])
-        t, rj = normalize(raw, fmt=fmt.name, file=self.file, source=self.source, kind=fmt.kind)
+        t, rj = self._records_table(fmt, recs, keys, np.arange(1, len(recs) + 1, dtype=np.int64),
+                                    lambda i: json.dumps(recs[i])[:512])
         return self.result(t, rj, lines=len(recs))
 
 
@@ -366,6 +362,7 @@ class _MetaFormat:
         self.name = fmt.name
         self.kind = fmt.kind
         self.constants = fmt.constants
+        self.key_rank = getattr(fmt, "key_rank", None)
 
     def field_of(self, key: str) -> Any:
         from meshctl.parsers.fields import Field
