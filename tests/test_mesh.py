@@ -63,8 +63,10 @@ def test_topology_errors_name_file_line_field(tmp_path):
     assert err.file == str(f) and err.line == 8 and err.field == "services.reviews.versions.v2.faults.error_rate"
 
     f.write_text("services:\n  frontend:\n    calls: [{host: nowhere.example}]\n")
-    with pytest.raises(InputError, match="neither a service nor a declared external"):
+    with pytest.raises(InputError, match="neither a service nor a declared external") as exc:
         load_topology(f)
+    # a cross-field error names its line too
+    assert (exc.value.file, exc.value.line, exc.value.field) == (str(f), 3, "services.frontend.calls[0].host")
     f.write_text("services:\n  a: {calls: [{host: b}]}\n  b: {calls: [{host: a}]}\n")
     with pytest.raises(InputError, match="cycle: a -> b -> a"):
         load_topology(f)

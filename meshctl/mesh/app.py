@@ -159,6 +159,10 @@ class BackendApp:
         self.call_timeout = call_timeout
         self.stats = AppStats()
         self._rng = random.Random(seed)
+        # The injected errors draw from a generator of their own: with a seed, the k-th request to reach
+        # the error draw gets the same answer on every run, however many latency and call draws
+        # concurrent requests made before it (a canary's error count is then reproducible).
+        self._error_rng = random.Random(None if seed is None else f"{seed}/errors")
         self._rng_lock = threading.Lock()
         self._stats_lock = threading.Lock()
         self._local = threading.local()
@@ -209,9 +213,9 @@ class BackendApp:
         return f"http://{self.host}:{self.port}"
 
     # -- behaviour --
-    def _random(self) -> float:
+    def _random(self, rng: random.Random | None = None) -> float:
         with self._rng_lock:
-            return self._rng.random()
+            return (rng or self._rng).random()
 
     def _latency(self, faults: Faults) -> float:
         with self._rng_lock:
@@ -328,7 +332,7 @@ class _Handler(BaseHTTPRequestHandler):
         if failed:
             body["error"] = "a downstream call failed"
             return 502, body, n_calls, n_errors
-        if faults.error_rate > 0 and app._random() < faults.error_rate:
+        if faults.error_rate > 0 and app._random(app._error_rng) < faults.error_rate:
             body["error"] = "injected failure (error_rate)"
             return faults.error_code, body, n_calls, n_errors
         return 200, body, n_calls, n_errors

@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from meshctl.errors import InputError
-from meshctl.mesh.topology import GatewaySpec, PodSpec, ServiceSpec, Topology
+from meshctl.mesh.topology import GatewaySpec, PodSpec, ServiceSpec, Topology, pod_name
 
 LOOPBACK = "127.0.0.1"
 MAX_UINT32 = 4294967295
@@ -423,10 +423,7 @@ def gateway_bootstrap(gw: GatewaySpec, topo: Topology, *, eds_dir: str | Path,
 
 
 def gateway_pod_name(gw: GatewaySpec, topo: Topology) -> str:
-    from meshctl.mesh.topology import _hash
-
-    alphabet = "bcdfghjklmnpqrstvwxz2456789"
-    return f"{gw.name}-{_hash(f'{topo.seed}/{gw.name}', 9, alphabet)}-{_hash(f'{topo.seed}/{gw.name}/0', 5, alphabet)}"
+    return pod_name(gw.name, f"{topo.seed}/{gw.name}", 0)
 
 
 def iter_hcms(bootstrap: dict[str, Any]):

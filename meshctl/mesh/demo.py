@@ -10,11 +10,12 @@ Output folder (default ./meshctl-demo/):
 
     rendered/        envoyfilters.yaml (what the proxies ran), telemetry.yaml + istio-operator.yaml
                      (the same telemetry for the Telemetry API)
-    mesh/            logs/<pod>.json.log|text.log, otlp/traces.jsonl, mesh.json, envoy/ (bootstraps, logs)
+    mesh/            logs/json|text/<ns>_<pod>_<uid>/istio-proxy/0.log, otlp/traces.jsonl, mesh.json,
+                     envoy/ (bootstraps, logs)
     data/            the requests table (Parquet dataset)
-    graph.svg, graph.html, graph.json
-    canary.md, canary.json, canary.svg
-    suggestions.yaml
+    graph.svg, graph.html, graph.json (and graph-versions.*)
+    canary.md, canary.json, canary.svg, canary-config.yaml
+    suggestions.yaml, suggestions.json, suggestions-validation.json
     summary.json
     report.html      the whole run on one self-contained page (meshctl.reports.demo_html)
 """
@@ -245,6 +246,8 @@ def _traffic(stage: Stage, mesh: Any, opts: DemoOptions, rep: Reporter, result: 
     result.traffic = traffic
     codes = ", ".join(f"{c}: {n}" for c, n in sorted(traffic.by_code.items()))
     stage.detail = f"{traffic.sent} requests in {traffic.seconds:.1f}s ({traffic.rps:.0f}/s); {codes}"
+    if traffic.stopped_by == "duration":  # a slow machine: fewer requests than asked, less power for the canary
+        stage.detail += f"; stopped at the {opts.duration:.0f}s cap ({traffic.sent} of {opts.requests})"
     if traffic.requests == 0:
         raise MeshctlError("no request got an answer through the gateway")
 
@@ -427,7 +430,7 @@ def validate_suggestions(docs: list[dict[str, Any]], mesh: Any) -> list[dict[str
     for p in problems:
         checks.append({"object": str(getattr(p, "object", "")), "check": "envoy-types", "ok": p.severity != "error",
                        "proxies": 0, "message": str(p)})
-    pods = [*([mesh.gateway] if mesh.gateway else []), *mesh.pods]
+    pods = mesh.all_pods
     for doc in docs:
         meta = doc.get("metadata") or {}
         name = f"{doc.get('kind')}/{meta.get('namespace')}/{meta.get('name')}"
@@ -447,8 +450,7 @@ def validate_suggestions(docs: list[dict[str, Any]], mesh: Any) -> list[dict[str
         elif doc.get("kind") == "EnvoyFilter":
             tested, failed = 0, []
             for pod in pods:
-                labels = {"app": pod.app, **({"version": pod.version} if pod.version else {})}
-                applied = apply_envoyfilters(pod.envoy.bootstrap, [doc], labels=labels, namespace=pod.namespace,
+                applied = apply_envoyfilters(pod.envoy.bootstrap, [doc], labels=pod.labels, namespace=pod.namespace,
                                              proxy_type="gateway" if pod.role == "gateway" else "sidecar")
                 if not applied.applied:
                     continue

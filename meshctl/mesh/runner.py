@@ -13,6 +13,7 @@ import threading
 import time
 import urllib.error
 import uuid
+import zlib
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -23,7 +24,14 @@ from meshctl.envoy import EnvoyProcess
 from meshctl.errors import InputError, MeshctlError
 from meshctl.mesh import bootstrap as bs
 from meshctl.mesh.app import BackendApp, Faults, make_tracer
-from meshctl.mesh.telemetry import Collector, ProxyIdentity, apply_telemetry, proxy_env, runtime_overrides
+from meshctl.mesh.telemetry import (
+    Collector,
+    ProxyIdentity,
+    apply_telemetry,
+    pod_labels,
+    proxy_env,
+    runtime_overrides,
+)
 from meshctl.mesh.topology import PodSpec, Topology, load_topology
 from meshctl.mesh.traffic import TrafficResult, drive
 
@@ -51,10 +59,7 @@ class AccessLogFile:
         """Whose proxy wrote the file, with the labels Kubernetes would give its pod."""
         from meshctl.identity import workload_of
 
-        labels = {"app": self.app, **({"version": self.version} if self.version else {})}
-        if self.role == "gateway":
-            labels["istio"] = "ingressgateway"
-        return workload_of(pod=self.pod, namespace=self.namespace, labels=labels)
+        return workload_of(pod=self.pod, namespace=self.namespace, labels=pod_labels(self.app, self.version, self.role))
 
 
 def log_sources(files: Iterable[AccessLogFile]) -> list[FileSource]:
@@ -82,6 +87,10 @@ class Pod:
     outbound_ports: dict[int, int] = field(default_factory=dict)  # service port -> local outbound listener
     listen_port: int | None = None              # gateway listener
     log_paths: dict[str, Path] = field(default_factory=dict)
+
+    @property
+    def labels(self) -> dict[str, str]:
+        return pod_labels(self.app, self.version, self.role)
 
 
 class Mesh:
@@ -142,6 +151,11 @@ class Mesh:
     @property
     def envoy_dir(self) -> Path:
         return self.workdir / "envoy"
+
+    @property
+    def all_pods(self) -> list[Pod]:
+        """The gateway (if any), then every sidecar pod."""
+        return [*([self.gateway] if self.gateway else []), *self.pods]
 
     # ---- lifecycle ----
     def __enter__(self) -> Mesh:
@@ -212,12 +226,12 @@ class Mesh:
         clusters = bs.service_endpoint_clusters(topo)
         for cname in clusters:
             bs.write_eds(self.eds_dir, cname, [], version="0")
-        all_pods = [*self.pods, *([self.gateway] if self.gateway else [])]
-        self._envoys = [p.envoy for p in all_pods]
+        # Sidecars, then the gateway (stop() goes the other way: ingress first).
+        self._envoys = [p.envoy for p in [*self.pods, *([self.gateway] if self.gateway else [])]]
         # Started from this thread, one after the other: Envoy gets SIGTERM when the *thread* that
         # spawned it ends (parent-death signal), so a thread pool here would kill them at once.
-        for p in all_pods:
-            p.envoy.start(timeout=timeout)
+        for envoy in self._envoys:
+            envoy.start(timeout=timeout)
         for pod in self.pods:
             ports = pod.envoy.listener_ports()
             pod.inbound_port = ports[bs.INBOUND_LISTENER]
@@ -257,9 +271,10 @@ class Mesh:
             except KeyError:
                 raise MeshctlError(f"{pod.name} has no outbound listener for port {port}") from None
 
+        # A seed per pod that is the same in every run (hash() of a str changes with each interpreter).
         app = BackendApp(spec.service.name, version=spec.version.name, pod=spec.name, faults=spec.faults,
                          calls=spec.service.calls, outbound_port=outbound, tracer=tracer,
-                         seed=hash((self.topology.seed, spec.name)) & 0xFFFFFFFF)
+                         seed=zlib.crc32(f"{self.topology.seed}/{spec.name}".encode()))
         self._apps.append(app)
         return app.start()
 
@@ -271,33 +286,34 @@ class Mesh:
             return self.telemetry_hook(boot, who, collector)
         return apply_telemetry(boot, self.topology.telemetry, who, collector, envoyfilters=self.envoyfilters)
 
+    def _endpoints(self) -> dict[str, list[tuple[str, int]]]:
+        """Outbound EDS cluster name -> (address, inbound port) of every sidecar of its service (version)."""
+        return {cname: [(bs.LOOPBACK, p.inbound_port) for svc, vname in members for p in self.pods
+                        if p.app == svc.name and p.namespace == svc.namespace
+                        and (vname is None or p.version == vname) and p.inbound_port]
+                for cname, members in bs.service_endpoint_clusters(self.topology).items()}
+
     def write_endpoints(self, version: str | None = None) -> None:
         """(Re)write every outbound cluster's EDS file from the pods' sidecar inbound ports."""
         stamp = version or str(time.time_ns())
-        for cname, members in bs.service_endpoint_clusters(self.topology).items():
-            endpoints = []
-            for svc, vname in members:
-                endpoints += [(bs.LOOPBACK, p.inbound_port) for p in self.pods
-                              if p.app == svc.name and p.namespace == svc.namespace
-                              and (vname is None or p.version == vname) and p.inbound_port]
+        for cname, endpoints in self._endpoints().items():
             bs.write_eds(self.eds_dir, cname, endpoints, version=stamp)
 
     def _wait_endpoints(self, timeout: float) -> None:
-        expected: dict[str, int] = {}
-        for cname, members in bs.service_endpoint_clusters(self.topology).items():
-            expected[cname] = sum(1 for svc, vname in members for p in self.pods
-                                  if p.app == svc.name and p.namespace == svc.namespace
-                                  and (vname is None or p.version == vname))
+        """Until every proxy has loaded the endpoints just written. A proxy whose admin API does not
+        answer (a loaded machine) is asked again, never taken for one that has them."""
+        expected = {cname: len(endpoints) for cname, endpoints in self._endpoints().items()}
         deadline = time.monotonic() + timeout
-        for pod in [*self.pods, *([self.gateway] if self.gateway else [])]:
+        for pod in self.all_pods:
             while True:
                 have = _cluster_host_counts(pod.envoy)
-                missing = {c: n for c, n in expected.items() if c in have and have[c] != n}
-                if not missing:
+                missing = None if have is None else {c: n for c, n in expected.items() if c in have and have[c] != n}
+                if missing == {}:
                     break
                 if time.monotonic() > deadline:
-                    raise MeshctlError(f"proxy {pod.name} did not load its endpoints: {missing} "
-                                       f"(expected) vs {({c: have[c] for c in missing})} (loaded)")
+                    loaded = ("no answer from its admin API" if have is None
+                              else f"{missing} (expected) vs {({c: have[c] for c in missing})} (loaded)")
+                    raise MeshctlError(f"proxy {pod.name} did not load its endpoints: {loaded}")
                 time.sleep(0.05)
 
     def stop(self) -> None:
@@ -345,7 +361,7 @@ class Mesh:
             self.last_traffic_at = time.monotonic()
 
     def pod(self, name: str) -> Pod:
-        for p in [*self.pods, *([self.gateway] if self.gateway else [])]:
+        for p in self.all_pods:
             if p.name == name:
                 return p
         raise KeyError(name)
@@ -372,7 +388,7 @@ class Mesh:
     def access_logs(self, fmt: str | None = None) -> list[AccessLogFile]:
         """Every proxy's access-log files (optionally one format: json | text)."""
         out = []
-        for p in [*([self.gateway] if self.gateway else []), *self.pods]:
+        for p in self.all_pods:
             for f, path in p.log_paths.items():
                 if fmt is None or f == fmt:
                     out.append(AccessLogFile(path=path, format=LOG_FORMAT_NAMES[f], pod=p.name, namespace=p.namespace,
@@ -399,7 +415,7 @@ class Mesh:
 
     def manifest(self) -> dict[str, Any]:
         pods = []
-        for p in [*([self.gateway] if self.gateway else []), *self.pods]:
+        for p in self.all_pods:
             pods.append({
                 "name": p.name, "namespace": p.namespace, "workload": p.workload, "app": p.app, "version": p.version,
                 "role": p.role, "admin": p.envoy.admin_url, "inbound_port": p.inbound_port,
@@ -419,11 +435,12 @@ class Mesh:
         (self.workdir / "mesh.json").write_text(json.dumps(self.manifest(), indent=1))
 
 
-def _cluster_host_counts(envoy: EnvoyProcess) -> dict[str, int]:
+def _cluster_host_counts(envoy: EnvoyProcess) -> dict[str, int] | None:
+    """Cluster name -> hosts loaded, from the admin API; None when it did not answer."""
     try:
         data = json.loads(envoy.admin("/clusters?format=json"))
     except (urllib.error.URLError, OSError, ValueError):
-        return {}
+        return None
     return {c["name"]: len(c.get("host_statuses", [])) for c in data.get("cluster_statuses", [])}
 
 

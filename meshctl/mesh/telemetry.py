@@ -67,12 +67,17 @@ class ProxyIdentity:
 
     @property
     def labels(self) -> dict[str, str]:
-        labels = {"app": self.app}
-        if self.version:
-            labels["version"] = self.version
-        if self.role == "gateway":
-            labels["istio"] = "ingressgateway"
-        return labels
+        return pod_labels(self.app, self.version, self.role)
+
+
+def pod_labels(app: str, version: str | None, role: str) -> dict[str, str]:
+    """The labels Kubernetes would give a mesh pod (what EnvoyFilter workload selectors match)."""
+    labels = {"app": app}
+    if version:
+        labels["version"] = version
+    if role == "gateway":
+        labels["istio"] = "ingressgateway"
+    return labels
 
 
 def collector_cluster_name(spec: TelemetrySpec, protocol: str) -> str:

@@ -4,7 +4,10 @@ A topology is plain data (dataclasses), built in Python or loaded from YAML with
 Errors name the file, line and field. The YAML form (every key optional except `services`):
 
     namespace: default                    # default namespace of services
-    gateway: {service: frontend}          # istio-ingressgateway (istio-system) routing to a service
+    cluster_domain: cluster.local         # in service host names and cluster names
+    seed: 1                               # pod names and the apps' random generators derive from it
+    gateway: {service: frontend}          # istio-ingressgateway (istio-system) routing to a service;
+                                          # also name, namespace, port (8080), hosts (["*"])
     telemetry:
       access_logs: [json, text]           # Istio JSON / TEXT access-log files per proxy
       tracing: true                       # Envoy OpenTelemetry tracer -> OTLP receiver
@@ -13,18 +16,21 @@ Errors name the file, line and field. The YAML form (every key optional except `
       otel_access_log: false              # also export access logs over OTLP (logs signal)
       app_spans: true                     # apps emit their own spans (needs opentelemetry-sdk)
       flush_interval_ms: 1000             # Envoy span flush interval (runtime key), default 5000 in Envoy
+      collector_service: opentelemetry-collector.observability.svc.cluster.local   # in the collector's cluster name
     services:
       frontend:
         port: 9080
-        calls:
+        namespace: default                # else the top-level namespace
+        calls:                            # also method (GET), propagate (true: a failed call answers 502)
           - {host: reviews, path: /reviews/1}
           - {host: api.partner.example, port: 80, path: /quote, probability: 0.5}
       reviews:
         versions:
           v1: {replicas: 2}
           v2: {faults: {error_rate: 0.05}, hosts: {0: {fail: true}}}   # replica 0 of v2 fails completely
-        weights: {v1: 90, v2: 10}         # VirtualService split across subsets (else: round robin over all)
+        weights: {v1: 90, v2: 10}         # VirtualService split across subsets (else: all pods, least request)
         retries: {attempts: 2, retryOn: "5xx"}         # VirtualService HTTPRetry (default: none)
+        timeout: 10s                      # VirtualService route timeout (default: none)
         traffic_policy:                   # DestinationRule trafficPolicy, as in Istio
           connectionPool: {http: {http2MaxRequests: 50, http1MaxPendingRequests: 10}}
           outlierDetection: {consecutive5xxErrors: 5, interval: 10s, baseEjectionTime: 30s}
@@ -154,11 +160,10 @@ class Topology:
         for s in self.services:
             for v in s.versions:
                 workload = f"{s.name}-{v.name}"
-                rs_hash = _hash(f"{self.seed}/{s.namespace}/{workload}", 9, "bcdfghjklmnpqrstvwxz2456789")
                 for i in range(v.replicas):
-                    suffix = _hash(f"{self.seed}/{s.namespace}/{workload}/{i}", 5, "bcdfghjklmnpqrstvwxz2456789")
                     out.append(PodSpec(service=s, version=v, replica=i, workload=workload,
-                                       name=f"{workload}-{rs_hash}-{suffix}", faults=v.faults_for(i)))
+                                       name=pod_name(workload, f"{self.seed}/{s.namespace}/{workload}", i),
+                                       faults=v.faults_for(i)))
         return out
 
     def validate(self) -> None:
@@ -207,9 +212,18 @@ class PodSpec:
         return self.service.namespace
 
 
-def _hash(text: str, n: int, alphabet: str) -> str:
+def pod_name(workload: str, key: str, replica: int) -> str:
+    """A Kubernetes-like pod name, `<workload>-<replicaset hash>-<suffix>`, the same for the same key
+    (every replica of a workload shares the ReplicaSet hash)."""
+    return f"{workload}-{_hash(key, 9)}-{_hash(f'{key}/{replica}', 5)}"
+
+
+_NAME_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # Kubernetes' alphabet for generated name suffixes (no vowels)
+
+
+def _hash(text: str, n: int) -> str:
     digest = hashlib.sha256(text.encode()).digest()
-    return "".join(alphabet[b % len(alphabet)] for b in digest[:n])
+    return "".join(_NAME_ALPHABET[b % len(_NAME_ALPHABET)] for b in digest[:n])
 
 
 def _find_cycle(graph: dict[str, list[str]]) -> list[str] | None:
@@ -320,6 +334,7 @@ class _Reader:
 
 def load_topology(source: str | Path | dict[str, Any]) -> Topology:
     """A Topology from a YAML file path or an already-loaded dict; InputError names file/line/field."""
+    text = None
     if isinstance(source, dict):
         doc = _Doc(None)
         data = source
@@ -393,7 +408,10 @@ def load_topology(source: str | Path | dict[str, Any]) -> Topology:
     try:
         topo.validate()
     except InputError as exc:
-        raise InputError(exc.message, file=doc.file, field=exc.field, hint=exc.hint) from exc
+        from meshctl.yamlpath import text_line
+
+        raise InputError(exc.message, file=doc.file, line=text_line(text, exc.field) if text else None,
+                         field=exc.field, hint=exc.hint) from exc
     return topo
 
 
