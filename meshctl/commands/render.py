@@ -181,7 +181,7 @@ def _emit(result: Any, *, output: str, everything: bool, side_out: str | None, o
                 click.echo(f"wrote {label} to {path}; apply it with: {r.apply.replace('FILE', path)}", err=True)
         elif side:
             names = ", ".join(sorted({r.target for r in side}))
-            click.echo(f"note: the {side_label} ({names}) is not in this stream: write it with {side_option} FILE, "
+            click.echo(f"note: not in this stream: the {side_label} ({names}); write it with {side_option} FILE, "
                        "or use --all for one GitOps stream", err=True)
     for n in result.notes:
         click.echo(f"note: {n}", err=True)
