@@ -426,3 +426,28 @@ def test_mesh_config_comes_from_the_cluster_when_the_input_has_none(tmp_path):
     unknown = [f for f in r.findings if f.code == "MSH0101"]
     assert len(unknown) == 1 and "nope" in unknown[0].message
     assert any("cluster:configmap/istio-system/istio" in s for s in r.mesh_sources)
+
+
+def test_revisioned_control_plane_mesh_config_comes_from_its_configmap(tmp_path, run_cli):
+    """`--revision canary -i istio-ctl` reads istio-ctl/istio-canary (what that istiod reads), not istio."""
+    from tests.kubeapi import FakeKubeAPI, Reply, item_list
+
+    mesh = "extensionProviders:\n- name: otel-canary\n  opentelemetry: {service: c.o.svc.cluster.local, port: 4317}\n"
+    cm = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "istio-canary", "namespace": "istio-ctl"},
+          "data": {"mesh": mesh}}
+    telemetry = tmp_path / "telemetry.yaml"
+    telemetry.write_text("apiVersion: telemetry.istio.io/v1\nkind: Telemetry\nmetadata: {name: t, namespace: shop}\n"
+                         "spec:\n  tracing:\n  - providers: [{name: otel-canary}]\n")
+    with FakeKubeAPI() as api:
+        svc = {"metadata": {"name": "c", "namespace": "o"}, "spec": {"ports": [{"port": 4317}]}}
+        api.route("/api/v1/services", Reply.json(item_list("ServiceList", [svc])))
+        api.route("/api/v1/namespaces/istio-ctl/configmaps/istio-canary", Reply.json(cm))
+        kubeconfig = str(api.write_kubeconfig(tmp_path))
+        code, out, _ = run_cli("lint", "--kubeconfig", kubeconfig, "-o", "json", str(telemetry))
+        assert api.count("/api/v1/namespaces/istio-ctl/configmaps/istio-canary") == 0
+        # the default revision's ConfigMap is absent here: provider references go unchecked
+        assert {f["code"] for f in json.loads(out)["findings"]} == {"MSH0008"}
+        code, out, _ = run_cli("lint", "--kubeconfig", kubeconfig, "-i", "istio-ctl", "--revision", "canary",
+                               "-o", "json", str(telemetry))
+        assert api.count("/api/v1/namespaces/istio-ctl/configmaps/istio-canary") == 1
+    assert code == 0 and json.loads(out)["findings"] == [], out

@@ -93,6 +93,11 @@ def _summary_line(result: Any) -> str:
               help="Structural checks: auto (default: types, plus schemas with --schemas), schemas, cluster (CRDs "
                    "of --context), types (EnvoyFilter patch values vs. Envoy API), envoy (real envoy --mode "
                    "validate), none. Comma-separated.")
+@click.option("-i", "--istio-namespace", default="istio-system", show_default=True, metavar="NS",
+              help="Namespace of istiod, whose mesh-config ConfigMap is read with --context when the inputs "
+                   "carry no mesh config.")
+@click.option("-r", "--revision", metavar="REV",
+              help="Control-plane revision: read the istio-REV ConfigMap instead of istio.")
 @click.option("--ignore", multiple=True, metavar="CODE", help="Drop findings with this code or name. Repeatable.")
 @click.option("--only", multiple=True, metavar="CODE|RULE", help="Report only these codes or rules. Repeatable.")
 @click.option("--failure-threshold", type=click.Choice(LEVELS, case_sensitive=False), default="error",
@@ -102,7 +107,8 @@ def _summary_line(result: Any) -> str:
 @click.option("--list", "list_codes", is_flag=True, help="List every check (code, severity, rule) and exit.")
 @pass_globals
 def lint(g: Globals, inputs: tuple[str, ...], output: str, mesh_config: tuple[str, ...], schemas_dir: str | None,
-         validate: str | None, ignore: tuple[str, ...], only: tuple[str, ...], failure_threshold: str,
+         validate: str | None, istio_namespace: str, revision: str | None, ignore: tuple[str, ...],
+         only: tuple[str, ...], failure_threshold: str,
          output_threshold: str, list_codes: bool) -> int:
     """Check mesh telemetry YAML for mistakes Istio and Linkerd accept silently.
 
@@ -112,8 +118,8 @@ def lint(g: Globals, inputs: tuple[str, ...], output: str, mesh_config: tuple[st
     file and line it concerns.
 
     \b
-    With --context/--kubeconfig, collector addresses are also checked against the cluster's Services
-    (read-only). Exit codes: 0 clean, 1 findings at --failure-threshold, 3 usage or unreadable input.
+    With --context/--kubeconfig, collector addresses are also checked against the cluster's Services,
+    and inputs without mesh config are checked against istiod's ConfigMap (read-only). Exit codes: 0 clean, 1 findings at --failure-threshold, 3 usage or unreadable input.
 
     \b
     Examples:
@@ -144,11 +150,12 @@ def lint(g: Globals, inputs: tuple[str, ...], output: str, mesh_config: tuple[st
             schemas = cluster_store if schemas is None else schemas.merge(cluster_store)
 
     from meshctl.lint import lint as run_lint
+    from meshctl.lint import mesh_configmap
     from meshctl.lint.messages import severity_rank
 
     result = run_lint(list(inputs), mesh_config=list(mesh_config), default_namespace=g.namespace or "default",
                       kube=kube, schemas=schemas, envoy_types="types" in checks, envoy="envoy" in checks,
-                      only=only or None, ignore=ignore)
+                      only=only or None, ignore=ignore, configmap=mesh_configmap(istio_namespace, revision))
     shown = result.at_least(output_threshold.capitalize())
     _write(result, output, shown)
     click.echo(_summary_line(result), err=True)

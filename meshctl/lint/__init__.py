@@ -76,16 +76,23 @@ def _read(inputs: Sequence[str]) -> list[tuple[str, str]]:
     return out
 
 
-CLUSTER_MESH_CONFIGMAP = ("istio-system", "istio")  # what istiod reads (root namespace, default revision)
+CLUSTER_MESH_CONFIGMAP = ("istio-system", "istio")  # what istiod reads (its namespace, default revision)
+
+
+def mesh_configmap(istio_namespace: str = "istio-system", revision: str | None = None) -> tuple[str, str]:
+    """(namespace, name) of the ConfigMap a revision's istiod reads its mesh config from: `istio`
+    for the default revision, `istio-<rev>` for a revisioned control plane."""
+    return istio_namespace, "istio" if revision in (None, "", "default") else f"istio-{revision}"
 
 
 def lint_text(sources: Iterable[tuple[str, str]], *, mesh_config: Iterable[tuple[str, str]] = (),
               default_namespace: str = "default", kube: Any = None, schemas: Any = None,
               envoy_types: bool = False, envoy: bool = False,
-              only: Iterable[str] | None = None, ignore: Iterable[str] = ()) -> LintResult:
+              only: Iterable[str] | None = None, ignore: Iterable[str] = (),
+              configmap: tuple[str, str] = CLUSTER_MESH_CONFIGMAP) -> LintResult:
     """Lint already-read (name, text) inputs. `mesh_config` are extra mesh config files (--mesh-config);
-    `kube` a meshctl.kube.KubeAPI to read Services from (and the `istio` mesh-config ConfigMap, when the
-    inputs carry no mesh config); `schemas` a meshctl.validate SchemaStore."""
+    `kube` a meshctl.kube.KubeAPI to read Services from (and the mesh-config ConfigMap `configmap`,
+    (namespace, name), when the inputs carry no mesh config); `schemas` a meshctl.validate SchemaStore."""
     from meshctl.lint.context import LintContext
     from meshctl.lint.hosts import ServiceIndex
     from meshctl.lint.loader import parse_text
@@ -114,12 +121,12 @@ def lint_text(sources: Iterable[tuple[str, str]], *, mesh_config: Iterable[tuple
         for name, text in items:
             load(role, name, text)
     if kube is not None and not mesh_sources:
-        # No mesh config in the input: use the cluster's, the `istio` ConfigMap istiod reads.
-        cm = kube.get_configmap(CLUSTER_MESH_CONFIGMAP[0], CLUSTER_MESH_CONFIGMAP[1])
+        # No mesh config in the input: use the cluster's, the ConfigMap istiod reads.
+        cm = kube.get_configmap(*configmap)
         if cm is not None:
             from meshctl.output import dump_yaml
 
-            load("mesh", "cluster:configmap/{}/{}".format(*CLUSTER_MESH_CONFIGMAP), dump_yaml(cm))
+            load("mesh", "cluster:configmap/{}/{}".format(*configmap), dump_yaml(cm))
     mesh = merge(mesh_sources)
     services = ServiceIndex(cluster_domain=mesh.cluster_domain)
     for doc in documents:
