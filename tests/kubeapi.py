@@ -49,15 +49,96 @@ class Reply:
         return cls(status=200, chunks=chunks, headers={"Content-Type": "text/plain"}, **kw)
 
 
-class FakeKubeAPI:
+def send_reply(handler: BaseHTTPRequestHandler, reply: Reply) -> None:
+    """Write `reply` to the handler's client: after its delay, chunked when it has chunks (and cut off
+    mid-stream when it says so)."""
+    if reply.delay:
+        time.sleep(reply.delay)
+    try:
+        handler.send_response(reply.status)
+        for k, v in reply.headers.items():
+            handler.send_header(k, v)
+        if reply.chunks is None:
+            handler.send_header("Content-Length", str(len(reply.body)))
+            handler.end_headers()
+            handler.wfile.write(reply.body)
+            return
+        handler.send_header("Transfer-Encoding", "chunked")
+        handler.end_headers()
+        for i, chunk in enumerate(reply.chunks):
+            if reply.drop_after_chunks is not None and i >= reply.drop_after_chunks:
+                handler.wfile.flush()
+                handler.connection.shutdown(socket.SHUT_RDWR)
+                handler.close_connection = True
+                return
+            handler.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
+            handler.wfile.flush()
+            if reply.chunk_delay:
+                time.sleep(reply.chunk_delay)
+        handler.wfile.write(b"0\r\n\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        handler.close_connection = True
+
+
+class LoopbackServer:
+    """A threaded HTTP/1.1 server on 127.0.0.1 that answers every request with `answer()`."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._server: ThreadingHTTPServer | None = None
+        self._address: tuple[str, int] | None = None  # kept after stop(): tests quote the URL afterwards
+
+    def answer(self, method: str, path: str, query: dict[str, list[str]]) -> Reply:
+        raise NotImplementedError
+
+    def start(self) -> LoopbackServer:
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:  # quiet
+                pass
+
+            def _handle(self) -> None:
+                parts = urlsplit(self.path)
+                send_reply(self, server.answer(self.command, parts.path, parse_qs(parts.query)))
+
+            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._address = self._server.server_address[:2]
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    @property
+    def url(self) -> str:
+        assert self._address is not None, "not started"
+        host, port = self._address
+        return f"http://{host}:{port}"
+
+    def stop(self) -> None:
+        if self._server:
+            self._server.shutdown()
+            self._server.server_close()
+            self._server = None
+
+    def __enter__(self) -> Any:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+
+class FakeKubeAPI(LoopbackServer):
     """Serve recorded API responses on 127.0.0.1; records every request it got."""
 
     def __init__(self) -> None:
+        super().__init__()
         self._routes: dict[str, list[Reply]] = {}
         self._served: dict[str, int] = defaultdict(int)
         self.requests: list[tuple[str, str, dict[str, list[str]]]] = []  # (method, path, query)
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     # ---- routing -------------------------------------------------------------------------
     def route(self, path: str, *replies: Reply) -> FakeKubeAPI:
@@ -76,69 +157,13 @@ class FakeKubeAPI:
     def count(self, path: str) -> int:
         return sum(1 for _, p, _ in self.requests if p == path)
 
-    # ---- server --------------------------------------------------------------------------
-    def start(self) -> FakeKubeAPI:
-        fake = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:  # quiet
-                pass
-
-            def _handle(self) -> None:
-                parts = urlsplit(self.path)
-                with fake._lock:
-                    fake.requests.append((self.command, parts.path, parse_qs(parts.query)))
-                if self.command != "GET":
-                    self._send(Reply.status_error(405, "meshctl must be read-only"))
-                    return
-                reply = fake._next_reply(parts.path)
-                if reply is None:
-                    self._send(Reply.status_error(404, f"no recorded response for {parts.path}"))
-                    return
-                self._send(reply)
-
-            do_GET = do_POST = do_PUT = do_PATCH = do_DELETE = _handle
-
-            def _send(self, reply: Reply) -> None:
-                if reply.delay:
-                    time.sleep(reply.delay)
-                try:
-                    self.send_response(reply.status)
-                    for k, v in reply.headers.items():
-                        self.send_header(k, v)
-                    if reply.chunks is None:
-                        self.send_header("Content-Length", str(len(reply.body)))
-                        self.end_headers()
-                        self.wfile.write(reply.body)
-                        return
-                    self.send_header("Transfer-Encoding", "chunked")
-                    self.end_headers()
-                    for i, chunk in enumerate(reply.chunks):
-                        if reply.drop_after_chunks is not None and i >= reply.drop_after_chunks:
-                            self.wfile.flush()
-                            self.connection.shutdown(socket.SHUT_RDWR)
-                            self.close_connection = True
-                            return
-                        self.wfile.write(f"{len(chunk):x}\r\n".encode() + chunk + b"\r\n")
-                        self.wfile.flush()
-                        if reply.chunk_delay:
-                            time.sleep(reply.chunk_delay)
-                    self.wfile.write(b"0\r\n\r\n")
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def answer(self, method: str, path: str, query: dict[str, list[str]]) -> Reply:
+        with self._lock:
+            self.requests.append((method, path, query))
+        if method != "GET":
+            return Reply.status_error(405, "meshctl must be read-only")
+        reply = self._next_reply(path)
+        return reply or Reply.status_error(404, f"no recorded response for {path}")
 
     def write_kubeconfig(self, directory: str | Path, context: str = "fake") -> str:
         """A kubeconfig whose context `context` points at this server (no auth, plain HTTP)."""
@@ -153,18 +178,6 @@ class FakeKubeAPI:
         path = Path(directory) / "kubeconfig"
         path.write_text(json.dumps(cfg))
         return str(path)
-
-    def stop(self) -> None:
-        if self._server:
-            self._server.shutdown()
-            self._server.server_close()
-            self._server = None
-
-    def __enter__(self) -> FakeKubeAPI:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
 
 def pod(name: str, namespace: str, *, labels: dict[str, str] | None = None, containers: list[str] | None = None,

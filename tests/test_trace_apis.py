@@ -6,13 +6,10 @@ from __future__ import annotations
 import base64
 import collections
 import json
-import threading
 from collections.abc import Callable
 from datetime import datetime, timedelta, timezone
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
@@ -21,72 +18,34 @@ from meshctl.parsers.traces import read_trace_file, trace_rows
 from meshctl.sources.trace_apis import HttpClient, TraceAPIError, Window, api_sources
 from meshctl.store import Dataset
 from meshctl.trace_ingest import ingest_traces
-from tests.kubeapi import Reply
+from tests.kubeapi import LoopbackServer, Reply
 
 NOW = datetime(2026, 1, 2, 15, 0, 0, tzinfo=timezone.utc)
 
 
-class TraceAPIServer:
+class TraceAPIServer(LoopbackServer):
     """127.0.0.1 HTTP server; `handler(path, query) -> Reply`; faults are queued per (path, key)."""
 
     def __init__(self, handler: Callable[[str, dict[str, str]], Reply]) -> None:
+        super().__init__()
         self.handler = handler
         self.requests: list[tuple[str, dict[str, str]]] = []
         self.faults: dict[tuple[str, str | None], list[Reply]] = collections.defaultdict(list)
-        self._lock = threading.Lock()
-        self._server: ThreadingHTTPServer | None = None
 
     def fault(self, path: str, *replies: Reply, key: str | None = None) -> None:
         """The next requests to `path` (whose service/trace query equals `key`, if given) get `replies`."""
         self.faults[(path, key)].extend(replies)
 
-    def __enter__(self) -> TraceAPIServer:
-        api = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                key = query.get("service") or query.get("serviceName") or query.get("tags")
-                with api._lock:
-                    api.requests.append((parts.path, query))
-                    queued = api.faults.get((parts.path, key)) or api.faults.get((parts.path, None))
-                    reply = queued.pop(0) if queued else None
-                reply = reply or api.handler(parts.path, query)
-                if reply.delay:
-                    import time
-
-                    time.sleep(reply.delay)
-                try:
-                    self.send_response(reply.status)
-                    for k, v in reply.headers.items():
-                        self.send_header(k, v)
-                    self.send_header("Content-Length", str(len(reply.body)))
-                    self.end_headers()
-                    self.wfile.write(reply.body)
-                except (BrokenPipeError, ConnectionResetError):
-                    self.close_connection = True
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        assert self._server is not None
-        self._server.shutdown()
-        self._server.server_close()
-
-    @property
-    def url(self) -> str:
-        assert self._server is not None
-        host, port = self._server.server_address[:2]
-        return f"http://{host}:{port}"
+    def answer(self, method: str, path: str, query: dict[str, list[str]]) -> Reply:
+        if method != "GET":  # the query APIs are read with GET only
+            return Reply(status=501, body=b"unsupported method")
+        q = {k: v[-1] for k, v in query.items()}
+        key = q.get("service") or q.get("serviceName") or q.get("tags")
+        with self._lock:
+            self.requests.append((path, q))
+            queued = self.faults.get((path, key)) or self.faults.get((path, None))
+            reply = queued.pop(0) if queued else None
+        return reply or self.handler(path, q)
 
     def paths(self) -> list[str]:
         return [p for p, _ in self.requests]
