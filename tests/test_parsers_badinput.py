@@ -113,15 +113,21 @@ def test_line_of_another_format_in_the_middle():
     assert "istio-json" in rejects[0].reason and "envoy-text" in rejects[1].reason
 
 
-def test_fallback_only_for_the_block_with_bad_lines(monkeypatch):
+def lines_parsed_one_by_one(monkeypatch, fmt_class) -> list[bytes]:
+    """The lines `fmt_class.parse_line` (the per-line slow path) gets from here on."""
     calls: list[bytes] = []
-    orig = jsonlog.JsonFormat.parse_line
+    orig = fmt_class.parse_line
 
     def counting(self, line):
         calls.append(line)
         return orig(self, line)
 
-    monkeypatch.setattr(jsonlog.JsonFormat, "parse_line", counting)
+    monkeypatch.setattr(fmt_class, "parse_line", counting)
+    return calls
+
+
+def test_fallback_only_for_the_block_with_bad_lines(monkeypatch):
+    calls = lines_parsed_one_by_one(monkeypatch, jsonlog.JsonFormat)
     lines = [istio_json(i) for i in range(2000)]
     lines[1500] = "{not json"
     data = ("\n".join(lines) + "\n").encode()
@@ -133,14 +139,7 @@ def test_fallback_only_for_the_block_with_bad_lines(monkeypatch):
 
 
 def test_text_fallback_only_for_odd_lines(monkeypatch):
-    calls: list[bytes] = []
-    orig = text.RegexFormat.parse_line
-
-    def counting(self, line):
-        calls.append(line)
-        return orig(self, line)
-
-    monkeypatch.setattr(text.RegexFormat, "parse_line", counting)
+    calls = lines_parsed_one_by_one(monkeypatch, text.RegexFormat)
     lines = [istio_text(i) for i in range(3000)]
     lines[100] = istio_text(100, ua='Mozilla "quoted" agent')  # a quote inside a value
     lines[2000] = "garbage line"
