@@ -11,7 +11,7 @@ from typing import Any
 
 import click
 
-from meshctl.errors import InputError, MeshctlError, ValidationError
+from meshctl.errors import InputError, MeshctlError
 from meshctl.options import Globals, _store, output_option
 
 ISTIO_FLAGS = {
@@ -111,7 +111,7 @@ def _validate(result: Any, checks: set[str], schemas_dir: str | None, g: Globals
     """Validate every rendered document; problems to stderr; errors abort before anything is written."""
     if not checks:
         return
-    from meshctl.validate import Validator, has_errors
+    from meshctl.validate import Validator, refuse_invalid
 
     store = None
     if "schemas" in checks or "cluster" in checks:
@@ -126,12 +126,7 @@ def _validate(result: Any, checks: set[str], schemas_dir: str | None, g: Globals
     docs = [r.obj for r in result.resources + result.side]
     hints = [getattr(r, "validate_as", None) for r in result.resources + result.side]
     problems = Validator(schemas=store, envoy_types="types" in checks, envoy="envoy" in checks).validate(docs, hints)
-    for p in problems:
-        click.echo(str(p), err=True)
-    if has_errors(problems):
-        n = sum(1 for p in problems if p.severity == "error")
-        raise ValidationError(f"{n} validation error{'s' if n != 1 else ''}; nothing written",
-                              hint="fix the values, or --no-validate to write it anyway")
+    refuse_invalid(problems, hint="fix the values, or --no-validate to write it anyway")
 
 
 def _emit(result: Any, *, output: str, everything: bool, side_out: str | None, output_dir: str | None,

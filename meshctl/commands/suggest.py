@@ -14,7 +14,7 @@ from typing import Any
 
 import click
 
-from meshctl.errors import InputError, ValidationError
+from meshctl.errors import InputError
 from meshctl.options import Globals, data_option, namespace_option, output_option, pass_globals
 from meshctl.yamlpath import node_line
 
@@ -185,7 +185,7 @@ def _yaml(result: Any, opts: dict[str, Any]) -> None:
 
 def _validate(docs: list[Any], schemas_dir: str | None) -> None:
     """Schema (with --schemas) and Envoy API type checks; errors abort before anything is written."""
-    from meshctl.validate import Validator, has_errors
+    from meshctl.validate import Validator, refuse_invalid
 
     store = None
     if schemas_dir:
@@ -193,12 +193,7 @@ def _validate(docs: list[Any], schemas_dir: str | None) -> None:
 
         store = SchemaStore.from_dir(schemas_dir)
     problems = Validator(schemas=store, envoy_types=True, envoy=False).validate(docs)
-    for p in problems:
-        click.echo(str(p), err=True)
-    if has_errors(problems):
-        n = sum(1 for p in problems if p.severity == "error")
-        raise ValidationError(f"{n} validation error{'s' if n != 1 else ''}; nothing written",
-                              hint="--no-validate writes it anyway")
+    refuse_invalid(problems, hint="--no-validate writes it anyway")
 
 
 # ---- subcommands --------------------------------------------------------------------------------

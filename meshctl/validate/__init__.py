@@ -22,9 +22,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from meshctl.validate.problems import ERROR, WARNING, Problem, has_errors, json_path, object_name
+from meshctl.validate.problems import (
+    ERROR,
+    WARNING,
+    Problem,
+    has_errors,
+    json_path,
+    object_name,
+    refuse_invalid,
+)
 
-__all__ = ["ERROR", "WARNING", "Problem", "SchemaStore", "Validator", "has_errors", "json_path", "object_name"]
+__all__ = ["ERROR", "WARNING", "Problem", "SchemaStore", "Validator", "has_errors", "json_path", "object_name",
+           "refuse_invalid"]
 
 
 def __getattr__(name: str) -> Any:

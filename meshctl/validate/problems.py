@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -55,3 +55,16 @@ def object_name(obj: Any) -> str:
 
 def has_errors(problems: Iterable[Problem]) -> bool:
     return any(p.severity == ERROR for p in problems)
+
+
+def refuse_invalid(problems: Sequence[Problem], *, hint: str) -> None:
+    """Print every problem on stderr; raise ValidationError (exit 3, nothing written) if any is an error."""
+    import click
+
+    from meshctl.errors import ValidationError
+
+    for p in problems:
+        click.echo(str(p), err=True)
+    n = sum(1 for p in problems if p.severity == ERROR)
+    if n:
+        raise ValidationError(f"{n} validation error{'s' if n != 1 else ''}; nothing written", hint=hint)
