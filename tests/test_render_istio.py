@@ -503,3 +503,23 @@ def test_linkerd_values_out_writes_values_and_patch_separately(run_cli, tmp_path
     patch = yaml.safe_load((tmp_path / "web-annotations-patch.yaml").read_text())
     assert patch["spec"]["template"]["metadata"]["annotations"] == {"config.linkerd.io/access-log": "json"}
     assert "helm upgrade linkerd-control-plane" in err and "kubectl -n shop patch deploy/web" in err
+
+
+def test_invalid_output_is_refused_with_each_problem_and_nothing_written(run_cli, tmp_path):
+    """A schema the output breaks (here a CRD allowing at most 1% sampling): exit 1, stdout empty, the
+    problem named by object and JSON path, and the count."""
+    crd = {"apiVersion": "apiextensions.k8s.io/v1", "kind": "CustomResourceDefinition",
+           "metadata": {"name": "telemetries.telemetry.istio.io"},
+           "spec": {"group": "telemetry.istio.io", "names": {"kind": "Telemetry", "plural": "telemetries"},
+                    "scope": "Namespaced",
+                    "versions": [{"name": "v1", "served": True, "storage": True, "schema": {"openAPIV3Schema": {
+                        "type": "object", "properties": {"spec": {
+                            "type": "object", "x-kubernetes-preserve-unknown-fields": True, "properties": {"tracing": {
+                            "type": "array", "items": {"type": "object", "properties": {
+                                "randomSamplingPercentage": {"type": "number", "maximum": 1}},
+                                "x-kubernetes-preserve-unknown-fields": True}}}}}}}}]}}
+    (tmp_path / "telemetry-crd.yaml").write_text(yaml.safe_dump(crd))
+    code, out, err = run_cli("render", "istio", "--sampling", "5", "--validate", "schemas", "--schemas", str(tmp_path))
+    assert code == 1 and out == "", err
+    assert "Telemetry istio-system/mesh-default: $.spec.tracing[0].randomSamplingPercentage: 5.0 is greater" in err
+    assert "1 validation error; nothing written" in err

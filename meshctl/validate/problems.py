@@ -58,7 +58,7 @@ def has_errors(problems: Iterable[Problem]) -> bool:
 
 
 def refuse_invalid(problems: Sequence[Problem], *, hint: str) -> None:
-    """Print every problem on stderr; raise ValidationError (exit 3, nothing written) if any is an error."""
+    """Print every problem on stderr; raise ValidationError (exit 1, nothing written) if any is an error."""
     import click
 
     from meshctl.errors import ValidationError
